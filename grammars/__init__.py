@@ -1,0 +1,50 @@
+"""The grammar of record: pyparsing rules for Postfix log lines, one module per program.
+
+Installed as ``tlslog.grammars`` (the top-level ``grammars/`` folder is mapped onto that name
+in ``pyproject.toml``). Each module documents the raw lines it accepts and carries sample
+lines on its rules; ``PROGRAMS`` says which rules apply to which Postfix program, in order.
+"""
+
+from __future__ import annotations
+
+from . import postscreen, prefix, smtp, smtpd, tls, tlsproxy
+from .common import Rule
+
+__all__ = ["PROGRAMS", "UNKNOWN_PROGRAM", "Rule", "all_rules", "prefix"]
+
+#: Program name (last component of the syslog tag) -> rules tried in order (PEG ordered choice).
+PROGRAMS: dict[str, list[Rule]] = {
+    "smtpd": smtpd.RULES,
+    "smtp": smtp.RULES,
+    "tlsproxy": tlsproxy.RULES,
+    "postscreen": postscreen.RULES,
+}
+
+#: For tags that lost the program (rsyslog's RFC 5424 APP-NAME ``postfix``): server rules,
+#: then client rules; the matched rule and its fields tell which side logged the line.
+UNKNOWN_PROGRAM: list[Rule] = [
+    smtpd.CONNECT,
+    smtpd.DISCONNECT,
+    tls.TLS_SUMMARY,
+    smtpd.CLIENT,
+    smtp.STATUS,
+    smtpd.LOST,
+    smtpd.TLS_ABORT,
+    smtpd.ACTION,
+    *tls.RULES[1:],
+    smtpd.PIPELINING,
+    smtpd.EHLO_DISCARD,
+    smtp.CONNECT_FAILED,
+    smtpd.DIAGNOSTIC,
+    tls.PEER_NOTE,
+    smtpd.QUEUE_NOTE,
+]
+
+
+def all_rules() -> list[Rule]:
+    """Every distinct rule of every module, prefix rules included."""
+    seen: dict[int, Rule] = {}
+    for rules in [prefix.RULES, tls.RULES, [tls.PEER_NOTE], *PROGRAMS.values()]:
+        for rule in rules:
+            seen.setdefault(id(rule), rule)
+    return list(seen.values())

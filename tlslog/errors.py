@@ -1,0 +1,50 @@
+"""Errors tlslog reports to the user, and the exit codes they map to (see README, Exit codes)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "EXIT_DAMAGED",
+    "EXIT_INPUT",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_STRICT",
+    "EXIT_USAGE",
+    "DamagedInput",
+    "InputError",
+    "TlslogError",
+]
+
+EXIT_OK = 0
+#: An input could not be read at all (missing, unreadable, a directory); the others were used.
+EXIT_INPUT = 1
+#: Bad command-line usage (typer/click's own code).
+EXIT_USAGE = 2
+#: An input was damaged (truncated or corrupt compressed data); what could be read was used.
+EXIT_DAMAGED = 3
+#: ``--strict``: some smtp/smtpd/tlsproxy/postscreen lines matched no grammar rule.
+EXIT_STRICT = 4
+#: Interrupted with Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+
+class TlslogError(Exception):
+    """Base class: an error with a one-line message meant for the user."""
+
+    exit_code = 1
+
+
+class InputError(TlslogError):
+    """An input that could not be read; the run goes on with the other inputs."""
+
+    exit_code = EXIT_INPUT
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class DamagedInput(InputError):
+    """An input read only in part: its lines up to the damage were used."""
+
+    exit_code = EXIT_DAMAGED

@@ -1,0 +1,116 @@
+"""Turn the raw text of grammar fields into values: peers, counters, relays, bits.
+
+Shared by every parser path, so the fast path and pyparsing agree by construction on
+everything after the match. Peers repeat a lot in real logs, hence the small caches.
+"""
+
+from __future__ import annotations
+
+import pyparsing as pp
+
+from .grammars import common, smtp
+from .parse import RuleSet
+
+__all__ = ["attempted_peer", "ip_version", "split_peer", "starttls_counter", "tls_feature_verdict"]
+
+Peer = tuple[str | None, str | None, int | None]
+
+_PEER_PARTS = RuleSet(
+    [
+        common.Rule.define(
+            "peer_parts",
+            pp.Opt(common.HOST("name"))
+            + common.lit("[")
+            + pp.Opt(common.ADDR("addr"))
+            + common.lit("]")
+            + pp.Opt(common.lit(":") + common.PORT("port")),
+        ),
+        common.Rule.define("bare_host", common.BARE_HOST("name")),
+    ]
+)
+_peer_cache: dict[str, Peer] = {}
+
+
+def split_peer(text: str | None) -> Peer:
+    """``mx.example.net[2001:db8::25]:25`` -> ``("mx.example.net", "2001:db8::25", 25)``.
+
+    ``[192.0.2.7]:51234`` has no name (None); a bare host name has no address. ``none``,
+    ``local`` and ``private/dovecot-lmtp`` relays are not peers: all three parts are None.
+    """
+    if text is None:
+        return (None, None, None)
+    peer = _peer_cache.get(text)
+    if peer is not None:
+        return peer
+    found = _PEER_PARTS.parse(text)
+    if found is None or found[0] == "bare_host":
+        peer = (found[1]["name"], None, None) if found and "." in text else (None, None, None)
+    else:
+        fields = found[1]
+        port = fields["port"]
+        peer = (fields["name"] or None, fields["addr"] or None, int(port) if port else None)
+    if len(_peer_cache) > 100_000:
+        _peer_cache.clear()
+    _peer_cache[text] = peer
+    return peer
+
+
+def ip_version(addr: str | None) -> int | None:
+    """6 for an address with a colon, 4 for dotted digits, None for placeholders like ``ipaddr``."""
+    if not addr:
+        return None
+    if ":" in addr:
+        return 6
+    if addr.count(".") == 3 and addr.replace(".", "").isdigit():
+        return 4
+    return None
+
+
+def starttls_counter(counters: str) -> tuple[int, int] | None:
+    """``(successes, attempts)`` of STARTTLS from disconnect counters, None if not listed.
+
+    `` ehlo=2 starttls=1 mail=1 commands=4`` -> ``(1, 1)``; ``starttls=0/1`` -> ``(0, 1)``.
+    """
+    at = counters.find(" starttls=")
+    if at < 0:
+        return None
+    value = counters[at + 10 :].split(" ", 1)[0]
+    ok, _, total = value.partition("/")
+    if not ok.isdigit() or (total and not total.isdigit()):
+        return None
+    return int(ok), int(total or ok)
+
+
+_MANDATORY_LEVELS = frozenset({"encrypt", "dane", "dane-only", "fingerprint", "verify", "secure"})
+
+
+def tls_feature_verdict(feature: str | None, status: str) -> str | None:
+    """What Postfix 3.11's ``tls=`` delivery field proves about encryption, if anything.
+
+    ``tls=LEVEL[:DOWNGRADE][/FEATURE...]``, ``!`` marks a policy violation, ``?`` an undecided
+    policy. A delivery *sent* under a mandatory level was encrypted; an effective level of
+    ``none`` was not. ``may`` says nothing: opportunistic TLS can fall back to plaintext.
+    """
+    if not feature:
+        return None
+    level = feature.split("/", 1)[0]
+    if level.startswith("!"):
+        return None
+    level = level.rstrip("?")
+    effective = level.rsplit(":", 1)[-1]
+    if effective == "none":
+        return "plaintext"
+    if effective in _MANDATORY_LEVELS and status == "sent":
+        return "tls"
+    return None
+
+
+_CONNECT_FAILED = RuleSet([smtp.CONNECT_FAILED])
+
+
+def attempted_peer(reason: str | None) -> str | None:
+    """The server a ``relay=none`` delivery tried last, from ``connect to PEER: error``."""
+    if not reason or not reason.startswith("connect to "):
+        return None
+    found = _CONNECT_FAILED.parse(reason)
+    return found[1]["peer"] if found else None

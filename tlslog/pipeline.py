@@ -1,0 +1,371 @@
+"""The pipeline: sources -> lines -> grammar -> fold, chunk by chunk, in parallel.
+
+Input is cut into chunks of whole lines (``CHUNK_SIZE`` bytes, the same whatever the number
+of workers). Each chunk is decoded, split, parsed and folded on its own (`fold_chunk`, in a
+worker process when there are several), then merged in input order into one `Fold`
+(`tlslog.fold`), which yields the same sessions as a single sequential pass. Plain files are
+cut into byte ranges that workers read themselves; stdin and compressed files are read here
+and their chunks sent to the workers.
+
+Every line read is accounted for in `LineStats`: parsed, unparsed Postfix text of the parsed
+programs, lines of other Postfix programs, lines of other programs, or unrecognised.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import multiprocessing
+import os
+import re
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+
+from .errors import DamagedInput, InputError
+from .fold import DEFAULT_TIMEOUT, ChunkFold, Fold, Sessions
+from .grammars import PROGRAMS, UNKNOWN_PROGRAM
+from .lines import LineSplitter
+from .parse import RuleSet
+from .sources import Source, read_blocks, resolve
+from .timestamps import MONTHS, YearClock, start_year
+
+__all__ = ["Analysis", "LineStats", "Options", "analyze", "fold_chunk"]
+
+CHUNK_SIZE = 8 << 20
+
+_PARSERS = {program: RuleSet(rules) for program, rules in PROGRAMS.items()}
+_UNKNOWN = RuleSet(UNKNOWN_PROGRAM)
+#: Which side of the fold a program's events belong to (None: recognised, not folded).
+_ROLES = {"smtpd": "in", "smtp": "out", "tlsproxy": None, "postscreen": None}
+_INBOUND_KINDS = frozenset({"connect", "disconnect", "client", "lost", "tls_abort", "action"})
+#: Daemons and tools of Postfix whose lines carry no TLS evidence (counted as Postfix lines).
+POSTFIX_PROGRAMS = frozenset(
+    "anvil bounce cleanup defer discard dnsblog error flush lmtp local master nqmgr oqmgr pickup pipe"
+    " postalias postcat postconf postdrop postfix postfix-script postkick postlock postlog postlogd"
+    " postmap postmulti postqueue postsuper proxymap proxywrite qmgr qmqpd retry scache sendmail"
+    " showq smtp smtpd spawn tlsmgr tlsproxy postscreen trace verify virtual".split()
+)
+
+
+@dataclass
+class LineStats:
+    """Where every line read went. ``read == postfix + other + unrecognized``."""
+
+    read: int = 0
+    postfix: int = 0
+    parsed: int = 0
+    unparsed: int = 0
+    other: int = 0
+    unrecognized: int = 0
+    invalid_utf8: int = 0
+
+    def add(self, other: LineStats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run the pipeline; the defaults are what the CLI uses."""
+
+    jobs: int = 0  # 0: one worker per available core
+    year: int | None = None
+    now: dt.datetime | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    chunk_size: int = CHUNK_SIZE
+    keep_unparsed: int = 0  # how many unparsed lines to keep for `tlslog unparsed`
+
+
+@dataclass
+class Unparsed:
+    """An smtp/smtpd/... line that matched no rule (kept for ``tlslog unparsed``)."""
+
+    line: int
+    tag: str
+    message: str
+
+
+@dataclass
+class Analysis:
+    """Everything the reports need: rows, line accounting, and what went wrong with inputs."""
+
+    sessions: Sessions
+    tls_logging: set[tuple[str | None, str]]
+    stats: LineStats
+    errors: list[InputError] = field(default_factory=list)
+    unparsed: list[Unparsed] = field(default_factory=list)
+
+
+@dataclass
+class _Task:
+    index: int
+    year: int
+    month: int | None
+    data: bytes | None = None
+    path: str | None = None
+    start: int = 0
+    end: int = 0
+    keep_unparsed: int = 0
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@dataclass
+class ChunkResult:
+    index: int
+    fold: ChunkFold
+    stats: LineStats
+    unparsed: list[Unparsed]
+
+
+def _role(program: str, kind: str, f: dict) -> str | None:
+    role = _ROLES.get(program, "?")
+    if role != "?":
+        return role
+    if kind in ("tls_summary", "ssl_error", "tls_setup"):
+        return "in" if f.get("direction") == "from" else "out"
+    if kind in _INBOUND_KINDS:
+        return "in"
+    if kind == "status":
+        return "out"
+    return None
+
+
+def _decode(data: bytes, stats: LineStats) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    parts = []
+    for raw in data.split(b"\n"):
+        try:
+            parts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            stats.invalid_utf8 += 1
+            parts.append(raw.decode("utf-8", "replace"))
+    return "\n".join(parts)
+
+
+def fold_chunk(task: _Task) -> ChunkResult:
+    """Parse and fold one chunk (runs in a worker process)."""
+    stats = LineStats()
+    if task.data is not None:
+        data = task.data
+    else:
+        with open(task.path, "rb") as handle:  # type: ignore[arg-type]
+            handle.seek(task.start)
+            data = handle.read(task.end - task.start)
+    text = _decode(data, stats)
+    del data
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if "\r" in text:
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    del text
+    stats.read = len(lines)
+    fold = ChunkFold(timeout=task.timeout)
+    unparsed: list[Unparsed] = []
+    split = LineSplitter(YearClock(task.year, task.month)).split
+    parsers = _PARSERS
+    feed = fold.feed
+    postfix = other = unrecognized = parsed = missed = 0
+    for number, line in enumerate(lines):
+        record = split(line)
+        if record is None:
+            unrecognized += 1
+            continue
+        tag = record.tag
+        program = tag[tag.rfind("/") + 1 :]
+        rules = parsers.get(program)
+        if rules is None:
+            if tag == "postfix":
+                rules = _UNKNOWN
+            elif program in POSTFIX_PROGRAMS or tag.startswith("postfix"):
+                postfix += 1
+                continue
+            else:
+                other += 1
+                continue
+        postfix += 1
+        found = rules.parse(record.message)
+        if found is None:
+            missed += 1
+            if len(unparsed) < task.keep_unparsed:
+                unparsed.append(Unparsed(number, tag, record.message))
+            continue
+        parsed += 1
+        kind, f = found
+        role = _role(program, kind, f)
+        if role is not None:
+            feed(role, kind, record.wall, record.offset, number, (record.host, tag, record.pid), f)
+    fold.close_chunk()
+    stats.postfix, stats.other, stats.unrecognized = postfix, other, unrecognized
+    stats.parsed, stats.unparsed = parsed, missed
+    return ChunkResult(task.index, fold, stats, unparsed)
+
+
+# -- chunk planning -------------------------------------------------------------------------
+
+_CLASSIC_AT_LINE_START = re.compile(rb"(?:^|\n)((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-3]?[0-9] [0-2][0-9]:)")
+
+
+def _first_classic(data: bytes) -> str | None:
+    m = _CLASSIC_AT_LINE_START.search(data, 0, 65536)
+    return m.group(1).decode("ascii") if m else None
+
+
+class _Planner:
+    """Cuts sources into tasks and carries the year state from chunk to chunk."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.index = 0
+        self.clock: YearClock | None = None
+        self.errors: list[InputError] = []
+
+    def _clock_for(self, head: bytes) -> tuple[int, int | None]:
+        stamp = _first_classic(head)
+        if self.clock is None:
+            now = self.options.now or dt.datetime.now()
+            self.clock = YearClock(start_year(stamp, self.options.year, now))
+        if stamp is not None:
+            self.clock.advance(MONTHS[stamp[:3]])
+        return self.clock.year, self.clock.month
+
+    def _task(self, head: bytes, **where: object) -> _Task:
+        year, month = self._clock_for(head)
+        task = _Task(self.index, year, month, keep_unparsed=self.options.keep_unparsed,
+                     timeout=self.options.timeout, **where)  # type: ignore[arg-type]
+        self.index += 1
+        return task
+
+    def tasks(self, sources: list[Source]) -> Iterator[_Task]:
+        for source in sources:
+            try:
+                if source.seekable:
+                    yield from self._ranges(source)
+                else:
+                    yield from self._blocks(source)
+            except InputError as exc:  # DamagedInput too: the chunks read so far were yielded
+                self.errors.append(exc)
+
+    def _ranges(self, source: Source) -> Iterator[_Task]:
+        size = self.options.chunk_size
+        try:
+            handle = open(source.path, "rb")  # type: ignore[arg-type]
+        except OSError as exc:
+            raise InputError(source.name, exc.strerror or str(exc)) from exc
+        with handle:
+            total = os.fstat(handle.fileno()).st_size
+            start = 0
+            while start < total:
+                handle.seek(start)
+                head = handle.read(65536)
+                end = min(start + size, total)
+                if end < total:
+                    handle.seek(end)
+                    while True:  # extend to the end of the line
+                        probe = handle.read(65536)
+                        if not probe:
+                            end = total
+                            break
+                        newline = probe.find(b"\n")
+                        if newline >= 0:
+                            end += newline + 1
+                            break
+                        end += len(probe)
+                yield self._task(head, path=str(source.path), start=start, end=end)
+                start = end
+
+    def _blocks(self, source: Source) -> Iterator[_Task]:
+        size = self.options.chunk_size
+        pending = bytearray()
+        for block in read_blocks(source):
+            pending += block
+            while len(pending) >= size:
+                cut = pending.rfind(b"\n", 0, size) + 1 or pending.find(b"\n", size) + 1
+                if cut == 0:
+                    break  # one huge line so far: wait for its end
+                data = bytes(pending[:cut])
+                del pending[:cut]
+                yield self._task(data, data=data)
+        if pending:
+            data = bytes(pending)
+            yield self._task(data, data=data)
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _run(tasks: Iterator[_Task], jobs: int) -> Iterator[ChunkResult]:
+    """Results in task order, with at most a few chunks in flight (bounded memory)."""
+    first = next(tasks, None)
+    if first is None:
+        return
+    second = next(tasks, None)
+    if second is None or jobs <= 1:
+        yield fold_chunk(first)
+        if second is not None:
+            yield fold_chunk(second)
+            for task in tasks:
+                yield fold_chunk(task)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    pool = context.Pool(jobs, initializer=_ignore_sigint)
+    try:
+        window: collections.deque = collections.deque()
+        pending = iter([first, second])
+        for task in _chain(pending, tasks):
+            window.append(pool.apply_async(fold_chunk, (task,)))
+            if len(window) >= 2 * jobs:
+                yield window.popleft().get()
+        while window:
+            yield window.popleft().get()
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _chain(*iterators: Iterator[_Task]) -> Iterator[_Task]:
+    for iterator in iterators:
+        yield from iterator
+
+
+def analyze(args: list[str], options: Options | None = None,
+            progress: Callable[[ChunkResult], None] | None = None) -> Analysis:
+    """Read the inputs (paths, globs, ``-``; stdin when empty) and fold them into sessions."""
+    options = options or Options()
+    sources, errors = resolve(args)
+    planner = _Planner(options)
+    fold = Fold(timeout=options.timeout)
+    stats = LineStats()
+    unparsed: list[Unparsed] = []
+    line_base = 0
+    for result in _run(planner.tasks(sources), options.jobs or _default_jobs()):
+        fold.merge(result.fold, line_base)
+        fold.sweep()
+        for item in result.unparsed:
+            if len(unparsed) < options.keep_unparsed:
+                unparsed.append(Unparsed(item.line + line_base, item.tag, item.message))
+        line_base += result.stats.read
+        stats.add(result.stats)
+        if progress is not None:
+            progress(result)
+    sessions = fold.finish()
+    errors.extend(planner.errors)
+    errors.sort(key=lambda e: isinstance(e, DamagedInput))
+    return Analysis(sessions, fold.tls_logging, stats, errors, unparsed)

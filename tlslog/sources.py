@@ -1,0 +1,187 @@
+"""Where lines come from: stdin, plain files, gzip/bzip2/xz files, globs of rotated logs.
+
+`resolve` turns the command-line arguments into an ordered list of `Source`s (rotated logs
+oldest first) plus the errors of arguments that cannot be read, so the readable ones are still
+analysed. `read_blocks` yields decompressed bytes; compression is recognised by magic bytes,
+not by file name. A compressed file cut short (rotation, full disk) yields everything that
+could be decompressed and then raises `DamagedInput`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import glob
+import lzma
+import os
+import re
+import sys
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DamagedInput, InputError
+
+__all__ = ["Source", "read_blocks", "resolve", "rotation_order"]
+
+BLOCK_SIZE = 1 << 20
+
+_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: a file path, or standard input when ``path`` is None."""
+
+    name: str
+    path: Path | None
+    compression: str | None = None
+
+    @property
+    def seekable(self) -> bool:
+        """Plain files can be cut into byte ranges that workers read themselves."""
+        return self.path is not None and self.compression is None
+
+
+_DATED = re.compile(r"^(?P<base>.+?)[-.](?P<date>\d{8}(?:\d{2})?)(?:\.(?:gz|bz2|xz|zst))?$")
+_NUMBERED = re.compile(r"^(?P<base>.+?)\.(?P<n>\d{1,4})(?:\.(?:gz|bz2|xz|zst))?$")
+_COMPRESSED = re.compile(r"^(?P<base>.+?)\.(?:gz|bz2|xz|zst)$")
+
+
+def rotation_order(paths: list[str]) -> list[str]:
+    """Order rotated logs oldest first: ``maillog.2.gz maillog.1 maillog`` and
+    ``maillog-20261115.gz maillog-20261122 maillog``. Unrelated files keep their order."""
+    groups: dict[str, list[tuple[tuple, int, str]]] = {}
+    for index, path in enumerate(paths):
+        directory, name = os.path.split(path)
+        if m := _DATED.match(name):
+            base, rank = m["base"], (0, m["date"], 0)
+        elif m := _NUMBERED.match(name):
+            base, rank = m["base"], (1, "", -int(m["n"]))
+        elif m := _COMPRESSED.match(name):
+            base, rank = m["base"], (1, "", 0)
+        else:
+            base, rank = name, (2, "", 0)
+        groups.setdefault(os.path.join(directory, base), []).append((rank, index, path))
+    ordered: list[str] = []
+    for members in sorted(groups.values(), key=lambda g: min(i for _, i, _ in g)):
+        ordered.extend(path for _, _, path in sorted(members))
+    return ordered
+
+
+def _compression(path: Path) -> str | None:
+    with path.open("rb") as handle:
+        head = handle.read(6)
+    for magic, name in _MAGIC.items():
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
+    """Sources for the arguments (stdin when there are none), and why others were skipped."""
+    if not args:
+        return [Source("<stdin>", None)], []
+    sources: list[Source] = []
+    errors: list[InputError] = []
+    expanded: list[str] = []
+    for arg in args:
+        if arg == "-":
+            expanded.append(arg)
+        elif glob.has_magic(arg) and not os.path.exists(arg):
+            matches = glob.glob(arg)
+            if not matches:
+                errors.append(InputError(arg, "no file matches this pattern"))
+            expanded.extend(rotation_order(sorted(matches)))
+        else:
+            expanded.append(arg)
+    for arg in rotation_order(expanded):
+        if arg == "-":
+            sources.append(Source("<stdin>", None))
+            continue
+        path = Path(arg)
+        try:
+            if path.is_dir():
+                raise IsADirectoryError(f"is a directory (use {arg.rstrip('/')}/* to read the files in it)")
+            compression = _compression(path)
+        except OSError as exc:
+            errors.append(InputError(arg, _reason(exc)))
+            continue
+        if compression == "zstd":
+            errors.append(InputError(arg, "zstd-compressed input is not supported; use: zstd -dc FILE | tlslog ..."))
+            continue
+        sources.append(Source(arg, path, compression))
+    return sources, errors
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, IsADirectoryError) and exc.args and isinstance(exc.args[0], str) and not exc.strerror:
+        return exc.args[0]
+    return exc.strerror or str(exc)
+
+
+def _decompressor(kind: str):  # noqa: ANN202 - zlib/bz2/lzma objects share no base class
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=31)
+    if kind == "bzip2":
+        return bz2.BZ2Decompressor()
+    return lzma.LZMADecompressor()
+
+
+def read_blocks(source: Source, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
+    """The source's bytes, decompressed, in blocks of any size."""
+    if source.path is None:
+        stream = sys.stdin.buffer
+        while block := stream.read(block_size):
+            yield block
+        return
+    try:
+        handle = source.path.open("rb")
+    except OSError as exc:
+        raise InputError(source.name, _reason(exc)) from exc
+    with handle:
+        try:
+            if source.compression is None:
+                while block := handle.read(block_size):
+                    yield block
+                return
+            yield from _decompress(source, handle, block_size)
+        except OSError as exc:
+            raise InputError(source.name, _reason(exc)) from exc
+
+
+def _decompress(source: Source, handle, block_size: int) -> Iterator[bytes]:  # noqa: ANN001
+    kind = source.compression or ""
+    engine = _decompressor(kind)
+    pending = b""
+    finished_member = False
+    while True:
+        raw = pending or handle.read(block_size)
+        pending = b""
+        if not raw:
+            break
+        if finished_member:  # concatenated members (``cat a.gz b.gz``, pigz, pbzip2)
+            engine = _decompressor(kind)
+            finished_member = False
+        try:
+            out = engine.decompress(raw)
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+            raise DamagedInput(source.name, f"corrupt {kind} data ({exc})") from exc
+        if out:
+            yield out
+        if getattr(engine, "eof", False):
+            pending = engine.unused_data
+            finished_member = True
+            if not pending and not (pending := handle.read(block_size)):
+                return
+            if kind == "gzip" and not pending.startswith(b"\x1f\x8b"):
+                if pending.strip(b"\x00"):
+                    raise DamagedInput(source.name, "trailing garbage after the gzip data")
+                return
+    if not finished_member:
+        raise DamagedInput(source.name, f"{kind} data ends early (file truncated?)")
