@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import postscreen, prefix, smtp, smtpd, tls, tlsproxy
 from .common import Rule
 
-__all__ = ["PROGRAMS", "UNKNOWN_PROGRAM", "Rule", "all_rules", "prefix"]
+__all__ = ["ANY_PROGRAM", "PROGRAMS", "UNKNOWN_PROGRAM", "Rule", "all_rules", "prefix"]
 
 #: Program name (last component of the syslog tag) -> rules tried in order (PEG ordered choice).
 PROGRAMS: dict[str, list[Rule]] = {
@@ -38,6 +38,22 @@ UNKNOWN_PROGRAM: list[Rule] = [
     smtpd.DIAGNOSTIC,
     tls.PEER_NOTE,
     smtpd.QUEUE_NOTE,
+    smtp.TLS_FAILURE_TEXT,
+]
+
+#: For a bare message with no prefix at all (documentation, other tools' test data): every
+#: program's rules, most specific first.
+ANY_PROGRAM: list[Rule] = [
+    *UNKNOWN_PROGRAM[:-2],
+    postscreen.SCREEN_CONNECT,
+    tlsproxy.PROXY_CONNECT,
+    postscreen.SCREEN_PASS,
+    tlsproxy.PROXY_DISCONNECT,
+    tlsproxy.HANDSHAKE_FAILED,
+    postscreen.SCREEN_REJECT,
+    *UNKNOWN_PROGRAM[-2:],
+    postscreen.SCREEN_EVENT,
+    postscreen.SCREEN_CACHE,
 ]
 
 

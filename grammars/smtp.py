@@ -91,6 +91,18 @@ DELIVERY_NOTE = Rule.define(
     samples=[("7C8D9E0F1A: Cannot start TLS: handshake failure", {"note": "Cannot start TLS: handshake failure"})],
 )
 
+#: A TLS failure reason quoted without its queue id (how other tools' patterns show them).
+TLS_FAILURE_TEXT = Rule.define(
+    "tls_failure_text",
+    (
+        lit("Cannot start TLS: handshake failure")
+        | lit("Server certificate not verified")
+        | lit("Server certificate not trusted")
+        | pp.Combine(lit("TLS is required, but ") + REST)
+    )("reason"),
+    samples=[("Cannot start TLS: handshake failure", {"reason": "Cannot start TLS: handshake failure"})],
+)
+
 RULES = [
     tls.TLS_SUMMARY,
     STATUS,
@@ -98,5 +110,6 @@ RULES = [
     CONNECT_FAILED,
     DIAGNOSTIC,
     DELIVERY_NOTE,
+    TLS_FAILURE_TEXT,
     tls.PEER_NOTE,
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "EXIT_DAMAGED",
     "EXIT_INPUT",
+    "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_STRICT",
@@ -23,6 +24,8 @@ EXIT_USAGE = 2
 EXIT_DAMAGED = 3
 #: ``--strict``: some smtp/smtpd/tlsproxy/postscreen lines matched no grammar rule.
 EXIT_STRICT = 4
+#: A bug in tlslog (an unexpected exception; ``--debug`` shows the traceback).
+EXIT_INTERNAL = 70
 #: Interrupted with Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
 

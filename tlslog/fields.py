@@ -11,7 +11,7 @@ import pyparsing as pp
 from .grammars import common, smtp
 from .parse import RuleSet
 
-__all__ = ["attempted_peer", "ip_version", "split_peer", "starttls_counter", "tls_feature_verdict"]
+__all__ = ["attempted_peer", "commands_succeeded", "ip_version", "split_peer", "starttls_counter", "tls_feature_verdict"]
 
 Peer = tuple[str | None, str | None, int | None]
 
@@ -75,10 +75,19 @@ def starttls_counter(counters: str) -> tuple[int, int] | None:
     if at < 0:
         return None
     value = counters[at + 10 :].split(" ", 1)[0]
-    ok, _, total = value.partition("/")
-    if not ok.isdigit() or (total and not total.isdigit()):
-        return None
+    ok, slash, total = value.partition("/")
+    if not ok.isdigit() or (slash and not total.isdigit()):
+        return None  # e.g. a line cut inside the counter
     return int(ok), int(total or ok)
+
+
+def commands_succeeded(counters: str) -> bool:
+    """True if the disconnect counters show at least one successful SMTP command."""
+    at = counters.find(" commands=")
+    if at < 0:
+        return False
+    value = counters[at + 10 :].split(" ", 1)[0].partition("/")[0]
+    return value.isdigit() and int(value) > 0
 
 
 _MANDATORY_LEVELS = frozenset({"encrypt", "dane", "dane-only", "fingerprint", "verify", "secure"})

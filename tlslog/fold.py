@@ -9,7 +9,9 @@ Verdict per row (``../DESIGN.md``; the first that applies wins):
 
 * inbound  ``tls``        a TLS summary line, or ``starttls=N`` (N > 0) in the disconnect counters
            ``tls-failed`` ``starttls=0/N``, ``SSL_accept error``, ``lost connection after STARTTLS``
-           ``plaintext``  closed, counters present, no ``starttls=``
+           ``nostarttls`` closed, counters present, no ``starttls=``: plaintext, unless the
+                          service is an implicit-TLS (wrapper mode, port 465) one, where there is
+                          never a STARTTLS and any SMTP command proves TLS (decided in `tlslog.frames`)
            ``nolog``      closed without counters (Postfix < 3.0) and no TLS line: plaintext if the
                           service logs TLS lines at all, else unknown (decided in `tlslog.frames`)
            ``unknown``    cut off (log ends, timeout, pid reused) with no evidence
@@ -35,9 +37,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .fields import attempted_peer, ip_version, split_peer, starttls_counter, tls_feature_verdict
+from .fields import (
+    attempted_peer,
+    commands_succeeded,
+    ip_version,
+    split_peer,
+    starttls_counter,
+    tls_feature_verdict,
+)
 
-__all__ = ["COLUMNS", "ChunkFold", "Fold", "Sessions"]
+__all__ = ["COLUMNS", "ChunkFold", "Fold", "ServiceEvidence", "Sessions"]
 
 Key = tuple  # (host, process name, pid)
 Event = tuple  # (role, kind, wall, offset, line, key, fields)
@@ -85,13 +94,31 @@ class Sessions:
                 values.extend(other.columns[name])
 
 
+@dataclass
+class ServiceEvidence:
+    """What the whole input shows about each (host, service): needed to read rows without
+    TLS evidence, so it is collected over all chunks before any such row gets its verdict."""
+
+    #: wrote TLS summary lines: TLS logging is on, a missing TLS line means no TLS
+    tls_logging: set[tuple[str | None, str]] = field(default_factory=set)
+    #: had a ``starttls=`` counter: a STARTTLS service, not an implicit-TLS one
+    starttls: set[tuple[str | None, str]] = field(default_factory=set)
+    #: had a session with a TLS line but no ``starttls=`` counter: implicit TLS (wrapper mode)
+    implicit_tls: set[tuple[str | None, str]] = field(default_factory=set)
+
+    def update(self, other: ServiceEvidence) -> None:
+        self.tls_logging |= other.tls_logging
+        self.starttls |= other.starttls
+        self.implicit_tls |= other.implicit_tls
+
+
 class _Inbound:
     """An smtpd session being assembled."""
 
     __slots__ = (
         "line", "start", "last", "offset", "host", "service", "pid", "peer_name", "peer_ip", "peer_port",
         "tls", "trust", "protocol", "cipher", "bits", "key_exchange", "sni", "counters_seen", "starttls",
-        "failure", "queue_ids", "sasl_method", "sasl_username", "start_cut",
+        "commands_ok", "failure", "queue_ids", "sasl_method", "sasl_username", "start_cut",
     )  # fmt: skip
 
     def __init__(self, key: Key, wall: float | None, offset: int | None, line: int, peer: str | None) -> None:
@@ -104,6 +131,7 @@ class _Inbound:
         self.trust = self.protocol = self.cipher = self.bits = self.key_exchange = self.sni = None
         self.counters_seen = False
         self.starttls: tuple[int, int] | None = None
+        self.commands_ok = False
         self.failure: str | None = None
         self.queue_ids: list[str] = []
         self.sasl_method = self.sasl_username = None
@@ -119,7 +147,9 @@ class _Inbound:
         if self.failure is not None:
             return "tls-failed", self.failure
         if closed:
-            return ("plaintext", "no-starttls-counter") if self.counters_seen else ("nolog", "no-tls-line")
+            if self.counters_seen:
+                return "nostarttls", "no-starttls-counter" if self.commands_ok else "no-commands"
+            return "nolog", "no-tls-line"
         return "unknown", "cut-off"
 
 
@@ -163,7 +193,7 @@ class Fold:
         self.timeout = timeout
         self.inbound: dict[Key, _Inbound] = {}
         self.outbound: dict[Key, _Conn] = {}
-        self.tls_logging: set[tuple[str | None, str]] = set()
+        self.services = ServiceEvidence()
         self.latest: float | None = None
         self._handlers = {
             ("in", "connect"): self._connect,
@@ -211,7 +241,7 @@ class Fold:
     def merge(self, chunk: ChunkFold, line_base: int) -> None:
         """Continue this fold with a chunk folded on its own (see the module docstring)."""
         self.sink.extend(chunk.sink, line_base)
-        self.tls_logging |= chunk.tls_logging
+        self.services.update(chunk.services)
         for events in chunk.heads.values():
             for role, kind, wall, offset, line, key, f in events:
                 self.feed(role, kind, wall, offset, line + line_base, key, f)
@@ -263,7 +293,7 @@ class Fold:
         s.trust, s.protocol, s.cipher = f["trust"], f["protocol"], f["cipher"]
         s.bits = int(f["usebits"])
         s.key_exchange, s.sni = f["key_exchange"], f["sni"]
-        self.tls_logging.add((key[0], key[1]))
+        self.services.tls_logging.add((key[0], key[1]))
 
     def _disconnect(self, wall, offset, line, key, f):  # noqa: ANN001
         s = self._session(key, wall, offset, line, f["peer"], create=True)
@@ -271,6 +301,7 @@ class Fold:
         if counters:
             s.counters_seen = True
             s.starttls = starttls_counter(counters)
+            s.commands_ok = commands_succeeded(counters)
         self._close(key, closed=True)
 
     def _client(self, wall, offset, line, key, f):  # noqa: ANN001
@@ -291,6 +322,10 @@ class Fold:
     def _close(self, key: Key, *, closed: bool) -> None:
         s = self.inbound.pop(key)
         encryption, evidence = s.verdict(closed)
+        if s.starttls is not None:
+            self.services.starttls.add((s.host, s.service))
+        elif s.tls and s.counters_seen:
+            self.services.implicit_tls.add((s.host, s.service))
         tls = s.tls
         self.sink.append({
             "line": s.line, "kind": "inbound", "start": s.start, "end": s.last, "offset": s.offset,
@@ -308,7 +343,7 @@ class Fold:
 
     def _out_tls(self, wall, offset, line, key, f):  # noqa: ANN001
         self.outbound[key] = _Conn("tls", f["peer"], wall, f)
-        self.tls_logging.add((key[0], key[1]))
+        self.services.tls_logging.add((key[0], key[1]))
 
     def _out_ssl_error(self, wall, offset, line, key, f):  # noqa: ANN001
         self.outbound[key] = _Conn("failed", f["peer"], wall, f)

@@ -23,19 +23,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 
 from .errors import DamagedInput, InputError
-from .fold import DEFAULT_TIMEOUT, ChunkFold, Fold, Sessions
-from .grammars import PROGRAMS, UNKNOWN_PROGRAM
-from .lines import LineSplitter
-from .parse import RuleSet
+from .fold import DEFAULT_TIMEOUT, ChunkFold, Fold, ServiceEvidence, Sessions
+from .grammars import ANY_PROGRAM, PROGRAMS, UNKNOWN_PROGRAM
+from .lines import LineSplitter, Record
+from .parse import Match, RuleSet
 from .sources import Source, read_blocks, resolve
 from .timestamps import MONTHS, YearClock, start_year
 
-__all__ = ["Analysis", "LineStats", "Options", "analyze", "fold_chunk"]
+__all__ = ["Analysis", "LineStats", "Options", "analyze", "describe_line", "fold_chunk"]
 
 CHUNK_SIZE = 8 << 20
 
 _PARSERS = {program: RuleSet(rules) for program, rules in PROGRAMS.items()}
 _UNKNOWN = RuleSet(UNKNOWN_PROGRAM)
+_ANY = RuleSet(ANY_PROGRAM)
 #: Which side of the fold a program's events belong to (None: recognised, not folded).
 _ROLES = {"smtpd": "in", "smtp": "out", "tlsproxy": None, "postscreen": None}
 _INBOUND_KINDS = frozenset({"connect", "disconnect", "client", "lost", "tls_abort", "action"})
@@ -91,7 +92,7 @@ class Analysis:
     """Everything the reports need: rows, line accounting, and what went wrong with inputs."""
 
     sessions: Sessions
-    tls_logging: set[tuple[str | None, str]]
+    services: ServiceEvidence
     stats: LineStats
     errors: list[InputError] = field(default_factory=list)
     unparsed: list[Unparsed] = field(default_factory=list)
@@ -116,6 +117,28 @@ class ChunkResult:
     fold: ChunkFold
     stats: LineStats
     unparsed: list[Unparsed]
+
+
+def rules_for(tag: str) -> RuleSet | None:
+    """The rules for a syslog tag, or None if its program is not parsed."""
+    program = tag[tag.rfind("/") + 1 :]
+    rules = _PARSERS.get(program)
+    if rules is None and tag == "postfix":
+        return _UNKNOWN
+    return rules
+
+
+def describe_line(line: str, year: int = 2000) -> tuple[Record | None, Match | None]:
+    """How one line is read: its prefix record and the rule that matched its message.
+
+    A bare message without any prefix is tried against every program's rules. For tests,
+    documentation and debugging; `fold_chunk` does the same inline.
+    """
+    record = LineSplitter(YearClock(year)).split(line)
+    if record is None:
+        return None, _ANY.parse(line)
+    rules = rules_for(record.tag)
+    return record, rules.parse(record.message) if rules else None
 
 
 def _role(program: str, kind: str, f: dict) -> str | None:
@@ -281,18 +304,22 @@ class _Planner:
     def _blocks(self, source: Source) -> Iterator[_Task]:
         size = self.options.chunk_size
         pending = bytearray()
-        for block in read_blocks(source):
-            pending += block
-            while len(pending) >= size:
-                cut = pending.rfind(b"\n", 0, size) + 1 or pending.find(b"\n", size) + 1
-                if cut == 0:
-                    break  # one huge line so far: wait for its end
-                data = bytes(pending[:cut])
-                del pending[:cut]
-                yield self._task(data, data=data)
+        try:
+            for block in read_blocks(source):
+                pending += block
+                while len(pending) >= size:
+                    cut = pending.rfind(b"\n", 0, size) + 1 or pending.find(b"\n", size) + 1
+                    if cut == 0:
+                        break  # one huge line so far: wait for its end
+                    data = bytes(pending[:cut])
+                    del pending[:cut]
+                    yield self._task(data, data=data)
+        except InputError:  # damaged or vanished: still use every line that was read
+            if pending:
+                yield self._task(bytes(pending), data=bytes(pending))
+            raise
         if pending:
-            data = bytes(pending)
-            yield self._task(data, data=data)
+            yield self._task(bytes(pending), data=bytes(pending))
 
 
 # -- running --------------------------------------------------------------------------------
@@ -368,4 +395,4 @@ def analyze(args: list[str], options: Options | None = None,
     sessions = fold.finish()
     errors.extend(planner.errors)
     errors.sort(key=lambda e: isinstance(e, DamagedInput))
-    return Analysis(sessions, fold.tls_logging, stats, errors, unparsed)
+    return Analysis(sessions, fold.services, stats, errors, unparsed)

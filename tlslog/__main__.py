@@ -1,0 +1,3 @@
+from tlslog.cli import main
+
+main()
