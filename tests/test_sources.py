@@ -1,0 +1,138 @@
+"""Inputs: stdin, plain and compressed files, rotated logs in order, damaged files."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import lzma
+from pathlib import Path
+
+import pytest
+
+from tlslog.errors import DamagedInput
+from tlslog.pipeline import Options, analyze
+from tlslog.sources import Source, read_blocks, resolve, rotation_order
+
+from .conftest import SAMPLES, run_tlslog
+
+LOG = SAMPLES / "realpostfix" / "default" / "maillog"
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    (["maillog", "maillog.1", "maillog.2.gz"], ["maillog.2.gz", "maillog.1", "maillog"]),
+    (["maillog.10.gz", "maillog.9.gz", "maillog"], ["maillog.10.gz", "maillog.9.gz", "maillog"]),
+    (["maillog", "maillog-20261122.gz", "maillog-20261115.gz"],
+     ["maillog-20261115.gz", "maillog-20261122.gz", "maillog"]),
+    (["b.log", "a.log"], ["b.log", "a.log"]),  # unrelated files keep the order given
+    (["/var/log/mail.log.1", "/var/log/mail.log", "/other/mail.log.1"],
+     ["/var/log/mail.log.1", "/var/log/mail.log", "/other/mail.log.1"]),
+])
+def test_rotation_order(given, expected):
+    assert rotation_order(given) == expected
+
+
+def _report(*args: str, stdin: bytes | None = None) -> tuple[dict, int]:
+    run = run_tlslog("report", "--format", "json", *args, stdin=stdin)
+    return json.loads(run.stdout), run.code
+
+
+@pytest.fixture(scope="module")
+def plain_report() -> dict:
+    return _report(str(LOG))[0]
+
+
+@pytest.mark.parametrize("opener", [gzip.open, bz2.open, lzma.open], ids=["gzip", "bzip2", "xz"])
+def test_compressed_files_give_the_same_report(tmp_path, opener, plain_report):
+    path = tmp_path / "maillog.1.z"  # compression is told by content, not by name
+    with opener(path, "wb") as handle:
+        handle.write(LOG.read_bytes())
+    report, code = _report(str(path))
+    assert code == 0
+    assert report == plain_report
+
+
+def test_stdin_gives_the_same_report(plain_report):
+    for args in ([], ["-"]):
+        report, code = _report(*args, stdin=LOG.read_bytes())
+        assert code == 0 and report == plain_report
+
+
+def test_split_rotated_files_give_the_same_report(tmp_path, plain_report):
+    lines = LOG.read_bytes().splitlines(keepends=True)
+    third = len(lines) // 3
+    with gzip.open(tmp_path / "maillog.2.gz", "wb") as handle:
+        handle.writelines(lines[:third])
+    (tmp_path / "maillog.1").write_bytes(b"".join(lines[third : 2 * third]))
+    (tmp_path / "maillog").write_bytes(b"".join(lines[2 * third :]))
+    report, code = _report(str(tmp_path / "maillog*"))
+    assert code == 0
+    assert report == plain_report
+
+
+def test_concatenated_gzip_members(tmp_path, plain_report):
+    data = LOG.read_bytes()
+    half = data.index(b"\n", len(data) // 2) + 1
+    (tmp_path / "log.gz").write_bytes(gzip.compress(data[:half]) + gzip.compress(data[half:]))
+    assert _report(str(tmp_path / "log.gz"))[0] == plain_report
+
+
+def test_truncated_gzip_uses_what_was_read(tmp_path):
+    blob = gzip.compress(LOG.read_bytes() * 20)
+    path = tmp_path / "cut.gz"
+    path.write_bytes(blob[: len(blob) // 2])
+    source = resolve([str(path)])[0][0]
+    assert source.compression == "gzip"
+    read = b""
+    with pytest.raises(DamagedInput):
+        for block in read_blocks(source, 4096):
+            read += block
+    assert len(read) > len(LOG.read_bytes())  # far more than nothing was recovered
+    analysis = analyze([str(path)], Options(jobs=1))
+    assert [type(e) for e in analysis.errors] == [DamagedInput]
+    assert analysis.stats.read > 2000
+
+
+def test_missing_and_directory_inputs_are_errors_not_crashes(tmp_path):
+    sources, errors = resolve([str(tmp_path / "nope"), str(tmp_path), str(LOG), str(tmp_path / "*.none")])
+    assert [s.name for s in sources] == [str(LOG)]
+    reasons = " / ".join(str(e) for e in errors)
+    assert "No such file or directory" in reasons
+    assert "is a directory" in reasons
+    assert "no file matches" in reasons
+
+
+def test_zstd_is_refused_with_advice(tmp_path):
+    path = tmp_path / "log.zst"
+    path.write_bytes(b"\x28\xb5\x2f\xfd" + b"\x00" * 20)
+    sources, errors = resolve([str(path)])
+    assert sources == [] and "zstd -dc" in str(errors[0])
+
+
+def test_stdin_source_when_no_arguments():
+    assert resolve([]) == ([Source("<stdin>", None)], [])
+
+
+def test_chunking_does_not_change_results():
+    """Tiny chunks (many merges, sessions cut everywhere) give exactly the one-chunk result."""
+    from tlslog.frames import session_frame
+    from tlslog.render import session_records
+
+    whole = list(session_records(session_frame(analyze([str(LOG)], Options(jobs=1)))))
+    for size in (997, 4096, 65536):
+        for jobs in (1, 2):
+            parts = list(session_records(session_frame(analyze([str(LOG)], Options(jobs=jobs, chunk_size=size)))))
+            assert parts == whole, (size, jobs)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    report, code = _report(str(path))
+    assert code == 0
+    assert report["inbound"]["total"] == 0 and report["inbound"]["coverage"] is None
+    assert report["lines"]["read"] == 0
+
+
+def test_write_path_is_a_real_path():
+    assert Path(LOG).exists()
