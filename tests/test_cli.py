@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tlslog import __version__
-from tlslog.frames import session_frame
+from tlslog.frames import period, session_frame
 from tlslog.pipeline import Options, analyze
 from tlslog.render import EXPORT_FIELDS, report_renderable
 from tlslog.report import build_report
@@ -42,7 +42,7 @@ def test_report_table_golden(sample):
     """The whole rendered report, fixed width: a change in the report is a visible diff."""
     analysis = analyze([str(sample / "maillog")], Options(jobs=1, year=2026))
     console, out = make_console(width=100)
-    console.print(report_renderable(build_report(session_frame(analysis), analysis.stats)))
+    console.print(report_renderable(build_report(frame := session_frame(analysis), analysis.stats, period=period(analysis, frame))))
     golden(f"report-{sample.name}.txt", out.getvalue())
 
 

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tlslog.frames import session_frame
+from tlslog.frames import period, session_frame
 from tlslog.pipeline import Options, analyze
 from tlslog.render import session_records
 from tlslog.report import build_report
@@ -25,7 +25,7 @@ def _load(sample):
     rows = [json.loads(line) for line in (sample / "truth.jsonl").read_text(encoding="utf-8").splitlines() if line]
     analysis = analyze([str(sample / "maillog")], Options(jobs=1, year=2026))
     frame = session_frame(analysis)
-    return rows, list(session_records(frame)), build_report(frame, analysis.stats)
+    return rows, list(session_records(frame)), build_report(frame, analysis.stats, period=period(analysis, frame))
 
 
 @pytest.mark.parametrize("sample", REAL_SAMPLES, ids=[p.name for p in REAL_SAMPLES])

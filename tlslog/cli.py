@@ -81,12 +81,12 @@ _debug = False
 
 
 def _run(files: list[str] | None, jobs: int, year: int | None, timeout: float, strict: bool, debug: bool,
-         keep_unparsed: int = 0) -> Analysis:
+         *, rows: bool = True, keep_unparsed: int = 0) -> Analysis:
     global _debug
     _debug = debug
     from .progress import progress_for  # rich.progress only when it is used
 
-    options = Options(jobs=jobs, year=year, timeout=timeout, keep_unparsed=keep_unparsed)
+    options = Options(jobs=jobs, year=year, timeout=timeout, keep_unparsed=keep_unparsed, rows=rows)
     with progress_for(files or []) as progress:
         analysis = analyze(files or [], options, progress=progress)
     for error in analysis.errors:
@@ -121,13 +121,14 @@ def report(
       tlslog report /var/log/maillog
       tlslog report --format json maillog.1 maillog
     """
-    from .frames import session_frame
+    from .frames import count_frame, period
     from .render import print_renderable, report_renderable, write_json
     from .report import build_report
 
     with _user_errors():
-        analysis = _run(files, jobs, year, timeout, strict, debug)
-        data = build_report(session_frame(analysis), analysis.stats, peers=peers)
+        analysis = _run(files, jobs, year, timeout, strict, debug, rows=False)
+        frame = count_frame(analysis)
+        data = build_report(frame, analysis.stats, period=period(analysis, frame), peers=peers)
         if format is ReportFormat.json:
             write_json(data, sys.stdout)
         else:
@@ -186,7 +187,7 @@ def unparsed(
     from .shapes import group_by_shape
 
     with _user_errors():
-        analysis = _run(files, jobs, year, 3600.0, False, debug, keep_unparsed=100_000)
+        analysis = _run(files, jobs, year, 3600.0, False, debug, rows=False, keep_unparsed=100_000)
         for shape, items in group_by_shape(analysis.unparsed):
             print(f"{len(items):>8}  {shape}")
             for item in items[:examples]:

@@ -36,6 +36,7 @@ exactly the result of one sequential pass.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from .fields import (
     attempted_peer,
@@ -46,7 +47,7 @@ from .fields import (
     tls_feature_verdict,
 )
 
-__all__ = ["COLUMNS", "ChunkFold", "Fold", "ServiceEvidence", "Sessions"]
+__all__ = ["COLUMNS", "COUNT_KEY", "FIELDS", "LEGACY_PROTOCOLS", "ChunkFold", "Counts", "Fold", "ServiceEvidence", "Sessions"]
 
 Key = tuple  # (host, process name, pid)
 Event = tuple  # (role, kind, wall, offset, line, key, fields)
@@ -74,24 +75,71 @@ _UNVERIFIED_REASONS = ("Server certificate not verified", "Server certificate no
 
 
 class Sessions:
-    """Finished rows, stored column by column (cheap to pickle, cheap to turn into pandas)."""
+    """Finished rows as tuples in `COLUMNS` order, in blocks that share a line-number base
+    (a chunk's rows keep their chunk-local line numbers until the frame is built)."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list] = {name: [] for name in COLUMNS}
+        self.rows: list[tuple] = []
+        self.blocks: list[tuple[int, list[tuple]]] = [(0, self.rows)]
+        self.add = self.rows.append
 
     def __len__(self) -> int:
-        return len(self.columns["line"])
-
-    def append(self, row: dict) -> None:
-        for name, values in self.columns.items():
-            values.append(row.get(name))
+        return sum(len(rows) for _, rows in self.blocks)
 
     def extend(self, other: Sessions, line_base: int = 0) -> None:
-        for name, values in self.columns.items():
-            if name == "line" and line_base:
-                values.extend(n + line_base for n in other.columns[name])
-            else:
-                values.extend(other.columns[name])
+        """Adopt another's rows, whose line numbers count from ``line_base``."""
+        for base, rows in other.blocks:
+            if rows:
+                self.blocks.append((base + line_base, rows))
+
+
+#: Columns `Counts` groups rows by: everything a report needs, nothing per session.
+COUNT_KEY = (
+    "kind", "host", "service", "encryption", "evidence", "trust", "protocol", "ip_version",
+    "peer_name", "peer_ip",
+)  # fmt: skip
+_count_key = itemgetter(*(COLUMNS.index(name) for name in COUNT_KEY))
+_START, _OFFSET = COLUMNS.index("start"), COLUMNS.index("offset")
+_ENCRYPTION, _PROTOCOL = COLUMNS.index("encryption"), COLUMNS.index("protocol")
+#: Protocols a report lists the peers of; peers of other TLS rows are not kept by `Counts`.
+LEGACY_PROTOCOLS = frozenset({"TLSv1.1", "TLSv1", "SSLv3", "SSLv2"})
+_NO_PEER_VERDICTS = frozenset({"tls", "tls-failed", "unknown"})
+
+
+class Counts:
+    """Finished rows counted by `COUNT_KEY` instead of kept: all `tlslog report` needs. Peers
+    are kept only where a report lists them (rows that may be plaintext, and TLS rows on a
+    legacy protocol), so the size grows with the number of such peers, not of sessions."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple, int] = {}
+        self.first: tuple[float, int | None] | None = None  # (start, offset) of the earliest row
+        self.last: tuple[float, int | None] | None = None
+
+    def __len__(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, row: tuple) -> None:
+        key = _count_key(row)
+        if row[_ENCRYPTION] in _NO_PEER_VERDICTS and row[_PROTOCOL] not in LEGACY_PROTOCOLS:
+            key = key[:-2] + (None, None)
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        start = row[_START]
+        if start is not None:
+            if self.first is None or start < self.first[0]:
+                self.first = (start, row[_OFFSET])
+            if self.last is None or start > self.last[0]:
+                self.last = (start, row[_OFFSET])
+
+    def extend(self, other: Counts, line_base: int = 0) -> None:  # noqa: ARG002 - same interface as Sessions
+        counts = self.counts
+        for key, n in other.counts.items():
+            counts[key] = counts.get(key, 0) + n
+        if other.first is not None and (self.first is None or other.first[0] < self.first[0]):
+            self.first = other.first
+        if other.last is not None and (self.last is None or other.last[0] > self.last[0]):
+            self.last = other.last
 
 
 @dataclass
@@ -112,67 +160,71 @@ class ServiceEvidence:
         self.implicit_tls |= other.implicit_tls
 
 
+#: The fields of each rule the fold reads, in this order (the hot path extracts exactly these,
+#: as tuples: `tlslog.parse.RuleSet` ``select``). Rules not listed carry no verdict evidence.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "connect": ("peer",),
+    "disconnect": ("peer", "counters"),
+    "tls_summary": ("direction", "peer", "trust", "protocol", "cipher", "usebits", "key_exchange", "sni"),
+    "client": ("queue_id", "peer", "sasl_method", "sasl_username"),
+    "lost": ("after", "peer"),
+    "ssl_error": ("direction", "peer"),
+    "cert_verify_failed": ("peer",),
+    "status": ("queue_id", "recipient", "relay", "conn_use", "tls_feature", "dsn", "status", "reason"),
+}
+#: Rules whose ``direction`` field says the side; the others belong to one side only.
+INBOUND_KINDS = frozenset({"connect", "disconnect", "client", "lost"})
+OUTBOUND_KINDS = frozenset({"status", "cert_verify_failed"})
+
+
 class _Inbound:
-    """An smtpd session being assembled."""
+    """An smtpd session being assembled. ``tls`` holds the summary line's
+    (trust, protocol, cipher, bits, key exchange, SNI) once it was seen."""
 
     __slots__ = (
-        "line", "start", "last", "offset", "host", "service", "pid", "peer_name", "peer_ip", "peer_port",
-        "tls", "trust", "protocol", "cipher", "bits", "key_exchange", "sni", "counters_seen", "starttls",
-        "commands_ok", "failure", "queue_ids", "sasl_method", "sasl_username", "start_cut",
+        "line", "start", "last", "offset", "key", "peer", "tls", "counters", "failure", "queue_ids", "sasl",
+        "start_cut",
     )  # fmt: skip
 
-    def __init__(self, key: Key, wall: float | None, offset: int | None, line: int, peer: str | None) -> None:
+    def __init__(self, key: Key, wall: float | None, offset: int | None, line: int, peer: str | None,
+                 start_cut: bool = False) -> None:
         self.line = line
         self.start = self.last = wall
         self.offset = offset
-        self.host, self.service, self.pid = key
-        self.peer_name, self.peer_ip, self.peer_port = split_peer(peer)
-        self.tls = False
-        self.trust = self.protocol = self.cipher = self.bits = self.key_exchange = self.sni = None
-        self.counters_seen = False
-        self.starttls: tuple[int, int] | None = None
-        self.commands_ok = False
+        self.key = key
+        self.peer = split_peer(peer)
+        self.tls: tuple | None = None
+        self.counters: str | None = None
         self.failure: str | None = None
-        self.queue_ids: list[str] = []
-        self.sasl_method = self.sasl_username = None
-        self.start_cut = False
+        self.queue_ids: tuple[str, ...] = ()
+        self.sasl: tuple[str | None, str | None] = (None, None)
+        self.start_cut = start_cut
 
     def verdict(self, closed: bool) -> tuple[str, str]:
-        if self.tls:
+        if self.tls is not None:
             return "tls", "tls-line"
-        if self.starttls is not None and self.starttls[0] > 0:
-            return "tls", "starttls-counter"
-        if self.starttls is not None:
-            return "tls-failed", "starttls-counter"
+        counters = self.counters
+        starttls = starttls_counter(counters) if counters else None
+        if starttls is not None:
+            return ("tls", "starttls-counter") if starttls[0] > 0 else ("tls-failed", "starttls-counter")
         if self.failure is not None:
             return "tls-failed", self.failure
         if closed:
-            if self.counters_seen:
-                return "nostarttls", "no-starttls-counter" if self.commands_ok else "no-commands"
+            if counters:
+                return "nostarttls", "no-starttls-counter" if commands_succeeded(counters) else "no-commands"
             return "nolog", "no-tls-line"
         return "unknown", "cut-off"
 
 
-@dataclass
 class _Conn:
-    """What the last TLS-relevant line of an smtp process said about its connection."""
+    """What the last TLS-relevant line of an smtp process said about its connection:
+    ``kind`` is ``tls``, ``failed`` (handshake) or ``unverified`` (certificate check failed)."""
 
-    kind: str  # "tls", "failed" (handshake), "unverified" (certificate check failed)
-    relay: str
-    wall: float | None
-    fields: dict = field(repr=False)
-    queue_id: str | None = None
+    __slots__ = ("kind", "queue_id", "relay", "tls", "wall")
 
-
-def _tls_columns(f: dict) -> dict:
-    bits = f.get("usebits")
-    return {
-        "trust": f.get("trust"),
-        "protocol": f.get("protocol"),
-        "cipher": f.get("cipher"),
-        "cipher_bits": int(bits) if bits else None,
-        "key_exchange": f.get("key_exchange"),
-    }
+    def __init__(self, kind: str, relay: str, wall: float | None, tls: tuple | None = None) -> None:
+        self.kind, self.relay, self.wall, self.tls = kind, relay, wall, tls
+        self.queue_id: str | None = None
 
 
 def _same_relay(tls_peer: str, relay: str) -> bool:
@@ -186,9 +238,13 @@ def _same_relay(tls_peer: str, relay: str) -> bool:
 
 
 class Fold:
-    """The sequential state machine. Feed events in log order; call `finish` at the end."""
+    """The sequential state machine. Feed events in log order; call `finish` at the end.
 
-    def __init__(self, sink: Sessions | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    An event is ``(role, kind, wall, offset, line, key, values)``: ``role`` ``in`` (smtpd) or
+    ``out`` (smtp), ``kind`` the rule name, ``values`` the rule's `FIELDS` as a tuple.
+    """
+
+    def __init__(self, sink: Sessions | Counts | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.sink = sink if sink is not None else Sessions()
         self.timeout = timeout
         self.inbound: dict[Key, _Inbound] = {}
@@ -211,15 +267,14 @@ class Fold:
     # -- entry points ---------------------------------------------------------------------
 
     def feed(self, role: str, kind: str, wall: float | None, offset: int | None, line: int,
-             key: Key, f: dict) -> None:
-        """Apply one event. ``role`` is ``in`` (smtpd) or ``out`` (smtp)."""
+             key: Key, values: tuple) -> None:
+        """Apply one event (see the class docstring)."""
+        handler = self._handlers.get((role, kind))
+        if handler is None:
+            return  # a known line that carries no evidence for the verdict
         if wall is not None and (self.latest is None or wall > self.latest):
             self.latest = wall
-        handler = self._handlers.get((role, kind))
-        if handler is not None:
-            handler(wall, offset, line, key, f)
-        elif role == "in":
-            self._session(key, wall, offset, line, None, create=False)
+        handler(wall, offset, line, key, values)
 
     def sweep(self) -> None:
         """Close sessions and forget connections idle for more than twice the timeout."""
@@ -231,7 +286,7 @@ class Fold:
         for key in [k for k, c in self.outbound.items() if c.wall is not None and c.wall < horizon]:
             del self.outbound[key]
 
-    def finish(self) -> Sessions:
+    def finish(self) -> Sessions | Counts:
         """Close everything still open (the log ended) and return all rows."""
         for key in list(self.inbound):
             self._close(key, closed=False)
@@ -240,11 +295,11 @@ class Fold:
 
     def merge(self, chunk: ChunkFold, line_base: int) -> None:
         """Continue this fold with a chunk folded on its own (see the module docstring)."""
-        self.sink.extend(chunk.sink, line_base)
+        self.sink.extend(chunk.sink, line_base)  # type: ignore[arg-type]
         self.services.update(chunk.services)
         for events in chunk.heads.values():
-            for role, kind, wall, offset, line, key, f in events:
-                self.feed(role, kind, wall, offset, line + line_base, key, f)
+            for role, kind, wall, offset, line, key, values in events:
+                self.feed(role, kind, wall, offset, line + line_base, key, values)
         for key in chunk.settled_in:
             if key in self.inbound:
                 self._close(key, closed=False)  # what the chunk's first `connect` did
@@ -263,97 +318,92 @@ class Fold:
 
     # -- inbound ----------------------------------------------------------------------------
 
-    def _session(self, key: Key, wall: float | None, offset: int | None, line: int, peer: str | None,
-                 *, create: bool) -> _Inbound | None:
+    def _session(self, key: Key, wall: float | None, offset: int | None, line: int, peer: str | None) -> _Inbound:
+        """The open session of ``key``, or a new one that started before the log did."""
         s = self.inbound.get(key)
         if s is not None:
-            stale = wall is not None and s.last is not None and wall - s.last > self.timeout
-            if not stale and peer is not None and s.peer_ip is not None:
-                stale = split_peer(peer)[1] not in (None, s.peer_ip)  # pid reused, lines lost
-            if stale:
-                self._close(key, closed=False)
+            if wall is not None and s.last is not None and wall - s.last > self.timeout:
+                self._close(key, closed=False)  # silent too long
                 s = None
-        if s is None:
-            if not create:
-                return None
-            s = self.inbound[key] = _Inbound(key, wall, offset, line, peer)
-            s.start_cut = True
-        elif wall is not None:
-            s.last = wall
+            elif peer is not None and s.peer[1] is not None and split_peer(peer)[1] not in (None, s.peer[1]):
+                self._close(key, closed=False)  # another client: the pid was reused, lines were lost
+                s = None
+            else:
+                if wall is not None:
+                    s.last = wall
+                return s
+        s = self.inbound[key] = _Inbound(key, wall, offset, line, peer, start_cut=True)
         return s
 
-    def _connect(self, wall, offset, line, key, f):  # noqa: ANN001 - handler signature
+    def _connect(self, wall, offset, line, key, values):  # noqa: ANN001 - handler signature
         if key in self.inbound:
             self._close(key, closed=False)
-        self.inbound[key] = _Inbound(key, wall, offset, line, f["peer"])
+        self.inbound[key] = _Inbound(key, wall, offset, line, values[0])
 
-    def _in_tls(self, wall, offset, line, key, f):  # noqa: ANN001
-        s = self._session(key, wall, offset, line, f["peer"], create=True)
-        s.tls = True
-        s.trust, s.protocol, s.cipher = f["trust"], f["protocol"], f["cipher"]
-        s.bits = int(f["usebits"])
-        s.key_exchange, s.sni = f["key_exchange"], f["sni"]
+    def _in_tls(self, wall, offset, line, key, values):  # noqa: ANN001
+        _, peer, trust, protocol, cipher, bits, key_exchange, sni = values
+        s = self._session(key, wall, offset, line, peer)
+        s.tls = (trust, protocol, cipher, int(bits), key_exchange, sni)
         self.services.tls_logging.add((key[0], key[1]))
 
-    def _disconnect(self, wall, offset, line, key, f):  # noqa: ANN001
-        s = self._session(key, wall, offset, line, f["peer"], create=True)
-        counters = f["counters"]
-        if counters:
-            s.counters_seen = True
-            s.starttls = starttls_counter(counters)
-            s.commands_ok = commands_succeeded(counters)
+    def _disconnect(self, wall, offset, line, key, values):  # noqa: ANN001
+        peer, counters = values
+        s = self._session(key, wall, offset, line, peer)
+        s.counters = counters
         self._close(key, closed=True)
 
-    def _client(self, wall, offset, line, key, f):  # noqa: ANN001
-        s = self._session(key, wall, offset, line, f["peer"], create=True)
-        s.queue_ids.append(f["queue_id"])
-        if f["sasl_method"] is not None:
-            s.sasl_method, s.sasl_username = f["sasl_method"], f["sasl_username"]
+    def _client(self, wall, offset, line, key, values):  # noqa: ANN001
+        queue_id, peer, sasl_method, sasl_username = values
+        s = self._session(key, wall, offset, line, peer)
+        s.queue_ids += (queue_id,)
+        if sasl_method is not None:
+            s.sasl = (sasl_method, sasl_username)
 
-    def _lost(self, wall, offset, line, key, f):  # noqa: ANN001
-        s = self._session(key, wall, offset, line, f["peer"], create=True)
-        if f["after"] == "STARTTLS" and s.failure is None:
+    def _lost(self, wall, offset, line, key, values):  # noqa: ANN001
+        after, peer = values
+        s = self._session(key, wall, offset, line, peer)
+        if after == "STARTTLS" and s.failure is None:
             s.failure = "lost-after-starttls"
 
-    def _in_ssl_error(self, wall, offset, line, key, f):  # noqa: ANN001
-        s = self._session(key, wall, offset, line, f["peer"], create=True)
+    def _in_ssl_error(self, wall, offset, line, key, values):  # noqa: ANN001
+        s = self._session(key, wall, offset, line, values[1])
         s.failure = "ssl-accept-error"
 
     def _close(self, key: Key, *, closed: bool) -> None:
         s = self.inbound.pop(key)
         encryption, evidence = s.verdict(closed)
-        if s.starttls is not None:
-            self.services.starttls.add((s.host, s.service))
-        elif s.tls and s.counters_seen:
-            self.services.implicit_tls.add((s.host, s.service))
-        tls = s.tls
-        self.sink.append({
-            "line": s.line, "kind": "inbound", "start": s.start, "end": s.last, "offset": s.offset,
-            "host": s.host, "service": s.service, "pid": s.pid,
-            "peer_name": s.peer_name, "peer_ip": s.peer_ip, "peer_port": s.peer_port,
-            "ip_version": ip_version(s.peer_ip),
-            "encryption": encryption, "evidence": evidence,
-            "trust": s.trust if tls else None, "protocol": s.protocol, "cipher": s.cipher,
-            "cipher_bits": s.bits, "key_exchange": s.key_exchange, "sni": s.sni,
-            "queue_ids": tuple(s.queue_ids), "sasl_method": s.sasl_method, "sasl_username": s.sasl_username,
-            "complete": closed and not s.start_cut,
-        })  # fmt: skip
+        host, service, pid = key
+        if s.counters:
+            if " starttls=" in s.counters:
+                self.services.starttls.add((host, service))
+            elif s.tls is not None:
+                self.services.implicit_tls.add((host, service))
+        trust, protocol, cipher, bits, key_exchange, sni = s.tls or _NO_TLS
+        peer_name, peer_ip, peer_port = s.peer
+        self.sink.add((
+            s.line, "inbound", s.start, s.last, s.offset, host, service, pid,
+            peer_name, peer_ip, peer_port, ip_version(peer_ip),
+            encryption, evidence, trust, protocol, cipher, bits, key_exchange, sni,
+            s.queue_ids, None, None, None, None, None, None,
+            None, s.sasl[0], s.sasl[1], closed and not s.start_cut,
+        ))  # fmt: skip
 
     # -- outbound ---------------------------------------------------------------------------
 
-    def _out_tls(self, wall, offset, line, key, f):  # noqa: ANN001
-        self.outbound[key] = _Conn("tls", f["peer"], wall, f)
+    def _out_tls(self, wall, offset, line, key, values):  # noqa: ANN001
+        _, peer, trust, protocol, cipher, bits, key_exchange, _sni = values
+        self.outbound[key] = _Conn("tls", peer, wall, (trust, protocol, cipher, int(bits), key_exchange))
         self.services.tls_logging.add((key[0], key[1]))
 
-    def _out_ssl_error(self, wall, offset, line, key, f):  # noqa: ANN001
-        self.outbound[key] = _Conn("failed", f["peer"], wall, f)
+    def _out_ssl_error(self, wall, offset, line, key, values):  # noqa: ANN001
+        self.outbound[key] = _Conn("failed", values[1], wall)
 
-    def _out_unverified(self, wall, offset, line, key, f):  # noqa: ANN001
-        self.outbound[key] = _Conn("unverified", f["peer"], wall, f)
+    def _out_unverified(self, wall, offset, line, key, values):  # noqa: ANN001
+        self.outbound[key] = _Conn("unverified", values[0], wall)
 
-    def _status(self, wall, offset, line, key, f):  # noqa: ANN001
-        relay = f["relay"] or "none"
-        queue_id = f["queue_id"]
+    def _status(self, wall, offset, line, key, values):  # noqa: ANN001
+        queue_id, recipient, relay, conn_use, tls_feature, dsn, status, reason = values
+        relay = relay or "none"
         conn = self.outbound.get(key)
         used: _Conn | None = None
         if conn is not None:
@@ -365,32 +415,32 @@ class Fold:
                     used = conn
                 else:
                     del self.outbound[key]  # a later delivery: that connection is gone
-        status = f["status"]
-        encryption, evidence = _outbound_verdict(used, relay, status, f)
-        conn_use = f["conn_use"]
+        uses = int(conn_use) if conn_use and conn_use.isdigit() else None
+        encryption, evidence = _outbound_verdict(used, relay, status, reason or "", tls_feature, uses)
         # relay=none: no session, but the reason names the server that was tried last
-        name, addr, port = split_peer(relay if relay != "none" else attempted_peer(f["reason"]))
-        recipient = f["recipient"]
+        name, addr, port = split_peer(relay if relay != "none" else attempted_peer(reason))
         domain = recipient.rpartition("@")[2].lower() if "@" in recipient else None
-        row = {
-            "line": line, "kind": "outbound", "start": used.wall if used and used.wall is not None else wall,
-            "end": wall, "offset": offset, "host": key[0], "service": key[1], "pid": key[2],
-            "peer_name": name, "peer_ip": addr, "peer_port": port, "ip_version": ip_version(addr),
-            "encryption": encryption, "evidence": evidence,
-            "queue_ids": (queue_id,), "recipient": recipient, "recipient_domain": domain, "relay": relay,
-            "status": status, "dsn": f["dsn"], "conn_use": int(conn_use) if conn_use and conn_use.isdigit() else None,
-            "tls_feature": f["tls_feature"], "complete": True,
-        }  # fmt: skip
+        trust = protocol = cipher = bits = key_exchange = None
         if encryption == "tls":
-            if used is not None and used.kind == "tls":
-                row.update(_tls_columns(used.fields))
+            if used is not None and used.tls is not None:
+                trust, protocol, cipher, bits, key_exchange = used.tls
             elif evidence == "certificate-not-verified":
-                row["trust"] = "Untrusted"
-        self.sink.append(row)
+                trust = "Untrusted"
+        start = used.wall if used is not None and used.wall is not None else wall
+        self.sink.add((
+            line, "outbound", start, wall, offset, key[0], key[1], key[2],
+            name, addr, port, ip_version(addr),
+            encryption, evidence, trust, protocol, cipher, bits, key_exchange, None,
+            (queue_id,), recipient, domain, relay, status, dsn, uses,
+            tls_feature, None, None, True,
+        ))  # fmt: skip
 
 
-def _outbound_verdict(used: _Conn | None, relay: str, status: str, f: dict) -> tuple[str, str]:
-    reason = f["reason"] or ""
+_NO_TLS = (None, None, None, None, None, None)
+
+
+def _outbound_verdict(used: _Conn | None, relay: str, status: str, reason: str, tls_feature: str | None,
+                      conn_use: int | None) -> tuple[str, str]:
     if used is not None and used.kind == "tls":
         return "tls", "tls-line"
     if (used is not None and used.kind == "unverified") or reason.startswith(_UNVERIFIED_REASONS):
@@ -405,11 +455,10 @@ def _outbound_verdict(used: _Conn | None, relay: str, status: str, f: dict) -> t
         return "tls-failed", "tls-failure-reason"
     if reason.startswith("TLS is required, but was not offered"):
         return "plaintext", "starttls-not-offered"
-    feature = tls_feature_verdict(f["tls_feature"], status)
+    feature = tls_feature_verdict(tls_feature, status)
     if feature is not None:
         return feature, "tls-feature"
-    conn_use = f["conn_use"]
-    if conn_use and conn_use.isdigit() and int(conn_use) >= 2:
+    if conn_use is not None and conn_use >= 2:
         return "plaintext", "cached-connection"
     return "nolog", "no-tls-line"
 
@@ -417,21 +466,26 @@ def _outbound_verdict(used: _Conn | None, relay: str, status: str, f: dict) -> t
 class ChunkFold(Fold):
     """A `Fold` over one chunk of a longer log, to be merged in order by `Fold.merge`."""
 
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        super().__init__(timeout=timeout)
+    def __init__(self, sink: Sessions | Counts | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        super().__init__(sink, timeout=timeout)
         self.heads: dict[Key, list[Event]] = {}
         self.settled_in: set[Key] = set()
         self.settled_out: set[Key] = set()
 
     def feed(self, role: str, kind: str, wall: float | None, offset: int | None, line: int,
-             key: Key, f: dict) -> None:
+             key: Key, values: tuple) -> None:
+        handler = self._handlers.get((role, kind))
+        if handler is None:
+            return
         settled = self.settled_in if role == "in" else self.settled_out
         if key not in settled:
             if kind not in _RESETS[role]:
-                self.heads.setdefault(key, []).append((role, kind, wall, offset, line, key, f))
+                self.heads.setdefault(key, []).append((role, kind, wall, offset, line, key, values))
                 return
             settled.add(key)
-        super().feed(role, kind, wall, offset, line, key, f)
+        if wall is not None and (self.latest is None or wall > self.latest):
+            self.latest = wall
+        handler(wall, offset, line, key, values)
 
     def close_chunk(self) -> None:
         """Keep open state for the merge; only drop what `sweep` would drop anyway."""

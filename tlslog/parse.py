@@ -20,8 +20,9 @@ from .lowering import NotLowerable, lower_rule
 
 __all__ = ["Match", "RuleSet", "parse_with_pyparsing"]
 
-#: A successful parse: the rule (event kind) and its fields, raw text or None when absent.
-Match = tuple[str, dict[str, str | None]]
+#: A successful parse: the rule (event kind) and its fields, raw text or None when absent
+#: (a dict, or a tuple of selected fields, see `RuleSet`).
+Match = tuple[str, dict[str, str | None] | tuple | None]
 
 
 def parse_with_pyparsing(rules: Sequence[Rule], text: str) -> Match | None:
@@ -41,46 +42,81 @@ def _text_or_none(value: object) -> str | None:
     raise TypeError(f"results name yielded {type(value).__name__}, not text")  # grammar bug
 
 
+Select = dict[str, tuple[str, ...]]
+
+
+def _dict_getter(fields: tuple[str, ...], groups: tuple[str, ...]) -> Callable[[re.Match], dict]:
+    if not groups:
+        return lambda m: {}
+    if len(groups) == 1:
+        return lambda m: {fields[0]: m.group(groups[0])}
+    return lambda m: dict(zip(fields, m.group(*groups)))
+
+
+def _tuple_getter(groups: tuple[str, ...]) -> Callable[[re.Match], tuple]:
+    if not groups:
+        return lambda m: ()
+    if len(groups) == 1:
+        return lambda m: (m.group(groups[0]),)
+    return lambda m: m.group(*groups)
+
+
 class _CompiledSegment:
     """Consecutive lowered rules as one alternation."""
 
-    def __init__(self, rules: list[tuple[Rule, object]]) -> None:
+    def __init__(self, rules: list[tuple[Rule, object]], select: Select | None) -> None:
         parts = []
-        self._by_marker: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+        self._by_marker: dict[str, tuple[str, Callable[[re.Match], object]]] = {}
         for index, (rule, lowered) in enumerate(rules):
             marker = f"_m{index}"
             parts.append(f"{lowered.pattern}(?P<{marker}>)")  # type: ignore[attr-defined]
-            fields = tuple(rule.names())
-            groups = tuple(lowered.prefix + f for f in fields)  # type: ignore[attr-defined]
-            self._by_marker[marker] = (rule.name, fields, groups)
+            prefix = lowered.prefix  # type: ignore[attr-defined]
+            if select is None:
+                fields = tuple(rule.names())
+                getter = _dict_getter(fields, tuple(prefix + f for f in fields))
+            elif rule.name in select:
+                getter = _tuple_getter(tuple(prefix + f for f in select[rule.name]))
+            else:
+                getter = _NONE
+            self._by_marker[marker] = (rule.name, getter)
         self.regex = re.compile("|".join(parts))
         self._match = self.regex.match
 
-    def __call__(self, text: str) -> Match | None:
-        m = self._match(text)
+    def __call__(self, text: str, pos: int = 0) -> Match | None:
+        m = self._match(text, pos)
         if m is None:
             return None
-        name, fields, groups = self._by_marker[m.lastgroup]  # type: ignore[index]
-        if not groups:
-            return name, {}
-        values = m.group(*groups)
-        if len(groups) == 1:
-            return name, {fields[0]: values}
-        return name, dict(zip(fields, values))
+        name, getter = self._by_marker[m.lastgroup]  # type: ignore[index]
+        return name, getter(m)
+
+
+def _NONE(m: re.Match) -> None:  # noqa: N802 - a constant-like getter
+    return None
 
 
 class _PyparsingSegment:
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, select: Select | None) -> None:
         self.rule = rule
+        self.select = select
 
-    def __call__(self, text: str) -> Match | None:
-        return parse_with_pyparsing([self.rule], text)
+    def __call__(self, text: str, pos: int = 0) -> Match | None:
+        found = parse_with_pyparsing([self.rule], text[pos:])
+        if found is None or self.select is None:
+            return found
+        name, fields = found
+        wanted = self.select.get(name)
+        return name, None if wanted is None else tuple(fields[f] for f in wanted)  # type: ignore[index]
 
 
 class RuleSet:
-    """An ordered choice of rules, parsed through the fastest faithful path available."""
+    """An ordered choice of rules, parsed through the fastest faithful path available.
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    Fields come as ``{name: text}``, or, with ``select`` (rule name -> field names), as a tuple
+    of exactly those fields in that order (the pipeline's hot path; rules not in ``select``
+    give None): the fold reads a few fields of a few rules, and tuples are cheaper than dicts.
+    """
+
+    def __init__(self, rules: Sequence[Rule], select: Select | None = None) -> None:
         self.rules = list(rules)
         self.fallback_rules: list[str] = []
         segments: list[Callable[[str], Match | None]] = []
@@ -90,9 +126,9 @@ class RuleSet:
                 lowered = lower_rule(rule.element, prefix=f"r{index}_")
             except NotLowerable:
                 if pending:
-                    segments.append(_CompiledSegment(pending))
+                    segments.append(_CompiledSegment(pending, select))
                     pending = []
-                segments.append(_PyparsingSegment(rule))
+                segments.append(_PyparsingSegment(rule, select))
                 self.fallback_rules.append(rule.name)
                 continue
             lowered_names = lowered.fields
@@ -100,15 +136,18 @@ class RuleSet:
                 raise AssertionError(f"{rule.name}: lowering saw {lowered_names}, grammar has {rule.names()}")
             pending.append((rule, lowered))
         if pending:
-            segments.append(_CompiledSegment(pending))
+            segments.append(_CompiledSegment(pending, select))
         self._segments = segments
-        self.parse: Callable[[str], Match | None] = (
-            segments[0] if len(segments) == 1 else self._parse_segments
-        )
+        #: ``parse_at(text, pos)`` parses ``text[pos:]`` without copying it
+        self.parse_at: Callable[..., Match | None] = segments[0] if len(segments) == 1 else self._parse_segments
 
-    def _parse_segments(self, text: str) -> Match | None:
+    def parse(self, text: str) -> Match | None:
+        """The first rule that matches the whole text, with its fields; None if none does."""
+        return self.parse_at(text, 0)
+
+    def _parse_segments(self, text: str, pos: int = 0) -> Match | None:
         for segment in self._segments:
-            found = segment(text)
+            found = segment(text, pos)
             if found is not None:
                 return found
         return None

@@ -23,9 +23,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 
 from .errors import DamagedInput, InputError
-from .fold import DEFAULT_TIMEOUT, ChunkFold, Fold, ServiceEvidence, Sessions
-from .grammars import ANY_PROGRAM, PROGRAMS, UNKNOWN_PROGRAM
+from .fold import (
+    DEFAULT_TIMEOUT,
+    FIELDS,
+    INBOUND_KINDS,
+    OUTBOUND_KINDS,
+    ChunkFold,
+    Counts,
+    Fold,
+    ServiceEvidence,
+    Sessions,
+)
+from .grammars import ANY_PROGRAM, PROGRAMS, UNKNOWN_PROGRAM, prefix
 from .lines import LineSplitter, Record
+from .lowering import lower_rule
 from .parse import Match, RuleSet
 from .sources import Source, read_blocks, resolve
 from .timestamps import MONTHS, YearClock, start_year
@@ -34,12 +45,18 @@ __all__ = ["Analysis", "LineStats", "Options", "analyze", "describe_line", "fold
 
 CHUNK_SIZE = 8 << 20
 
-_PARSERS = {program: RuleSet(rules) for program, rules in PROGRAMS.items()}
-_UNKNOWN = RuleSet(UNKNOWN_PROGRAM)
-_ANY = RuleSet(ANY_PROGRAM)
+#: What the pipeline parses with: the fields the fold reads, as tuples (hot path).
+#: postscreen lines carry no TLS evidence (a STARTTLS during its tests shows up in tlsproxy):
+#: its rules are in the grammar, but the pipeline counts its lines without parsing them.
+_PIPELINE_PROGRAMS = ("smtpd", "smtp", "tlsproxy")
+_PARSERS = {program: RuleSet(PROGRAMS[program], select=FIELDS) for program in _PIPELINE_PROGRAMS}
+_UNKNOWN = RuleSet(UNKNOWN_PROGRAM, select=FIELDS)
+#: What `describe_line` parses with: every field, by name.
+_DESCRIBE = {program: RuleSet(rules) for program, rules in PROGRAMS.items()}
+_DESCRIBE_UNKNOWN = RuleSet(UNKNOWN_PROGRAM)
+_DESCRIBE_ANY = RuleSet(ANY_PROGRAM)
 #: Which side of the fold a program's events belong to (None: recognised, not folded).
-_ROLES = {"smtpd": "in", "smtp": "out", "tlsproxy": None, "postscreen": None}
-_INBOUND_KINDS = frozenset({"connect", "disconnect", "client", "lost", "tls_abort", "action"})
+_ROLES = {"smtpd": "in", "smtp": "out", "tlsproxy": None}
 #: Daemons and tools of Postfix whose lines carry no TLS evidence (counted as Postfix lines).
 POSTFIX_PROGRAMS = frozenset(
     "anvil bounce cleanup defer discard dnsblog error flush lmtp local master nqmgr oqmgr pickup pipe"
@@ -76,6 +93,7 @@ class Options:
     timeout: float = DEFAULT_TIMEOUT
     chunk_size: int = CHUNK_SIZE
     keep_unparsed: int = 0  # how many unparsed lines to keep for `tlslog unparsed`
+    rows: bool = True  # keep every row (`tlslog sessions`); False: only counts (`tlslog report`)
 
 
 @dataclass
@@ -91,7 +109,7 @@ class Unparsed:
 class Analysis:
     """Everything the reports need: rows, line accounting, and what went wrong with inputs."""
 
-    sessions: Sessions
+    sessions: Sessions | Counts
     services: ServiceEvidence
     stats: LineStats
     errors: list[InputError] = field(default_factory=list)
@@ -109,6 +127,7 @@ class _Task:
     end: int = 0
     keep_unparsed: int = 0
     timeout: float = DEFAULT_TIMEOUT
+    rows: bool = True
 
 
 @dataclass
@@ -119,38 +138,28 @@ class ChunkResult:
     unparsed: list[Unparsed]
 
 
-def rules_for(tag: str) -> RuleSet | None:
-    """The rules for a syslog tag, or None if its program is not parsed."""
-    program = tag[tag.rfind("/") + 1 :]
-    rules = _PARSERS.get(program)
-    if rules is None and tag == "postfix":
-        return _UNKNOWN
-    return rules
-
-
 def describe_line(line: str, year: int = 2000) -> tuple[Record | None, Match | None]:
-    """How one line is read: its prefix record and the rule that matched its message.
+    """How one line is read: its prefix record and the rule that matched, with every field.
 
     A bare message without any prefix is tried against every program's rules. For tests,
     documentation and debugging; `fold_chunk` does the same inline.
     """
     record = LineSplitter(YearClock(year)).split(line)
     if record is None:
-        return None, _ANY.parse(line)
-    rules = rules_for(record.tag)
+        return None, _DESCRIBE_ANY.parse(line)
+    program = record.tag[record.tag.rfind("/") + 1 :]
+    rules = _DESCRIBE.get(program) or (_DESCRIBE_UNKNOWN if record.tag == "postfix" else None)
     return record, rules.parse(record.message) if rules else None
 
 
-def _role(program: str, kind: str, f: dict) -> str | None:
-    role = _ROLES.get(program, "?")
-    if role != "?":
-        return role
-    if kind in ("tls_summary", "ssl_error", "tls_setup"):
-        return "in" if f.get("direction") == "from" else "out"
-    if kind in _INBOUND_KINDS:
+def _role_by_content(kind: str, values: tuple) -> str | None:
+    """Server or client side, for a line whose tag lost the program name."""
+    if kind in INBOUND_KINDS:
         return "in"
-    if kind == "status":
+    if kind in OUTBOUND_KINDS:
         return "out"
+    if kind in ("tls_summary", "ssl_error"):  # the first field is the direction
+        return "in" if values[0] == "from" else "out"
     return None
 
 
@@ -169,9 +178,7 @@ def _decode(data: bytes, stats: LineStats) -> str:
     return "\n".join(parts)
 
 
-def fold_chunk(task: _Task) -> ChunkResult:
-    """Parse and fold one chunk (runs in a worker process)."""
-    stats = LineStats()
+def _read_lines(task: _Task, stats: LineStats) -> list[str]:
     if task.data is not None:
         data = task.data
     else:
@@ -185,43 +192,95 @@ def fold_chunk(task: _Task) -> ChunkResult:
         lines.pop()
     if "\r" in text:
         lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-    del text
+    return lines
+
+
+#: The classic syslog prefix rule, compiled (the rule that matches nearly every line); other
+#: prefixes go through `LineSplitter`, which tries every prefix rule in order.
+_CLASSIC_RE = re.compile(lower_rule(prefix.CLASSIC.element).pattern)
+_CLASSIC = _CLASSIC_RE.match
+_STAMP, _HOST, _TAG, _PID, _MESSAGE = (_CLASSIC_RE.groupindex[n] for n in ("stamp", "host", "tag", "pid", "message"))
+
+
+#: How a tag's lines are handled, decided once per distinct tag (see `_tag_kind`).
+_POSTFIX, _OTHER = "postfix", "other"
+
+
+def _tag_kind(tag: str) -> tuple[RuleSet, str | None] | str:
+    """(rules, role) for a parsed program's tag, else `_POSTFIX` or `_OTHER`."""
+    program = tag[tag.rfind("/") + 1 :]
+    rules = _PARSERS.get(program)
+    if rules is not None:
+        return rules, _ROLES.get(program, "?")
+    if tag == "postfix":
+        return _UNKNOWN, "?"
+    if program in POSTFIX_PROGRAMS or tag.startswith("postfix"):
+        return _POSTFIX
+    return _OTHER
+
+
+def fold_chunk(task: _Task) -> ChunkResult:
+    """Parse and fold one chunk (runs in a worker process).
+
+    The loop is the hot path of tlslog: the classic prefix is matched in place and most lines
+    go no further than their tag; the message is parsed in place (no substring copies), and
+    the time is converted only for lines that reach the fold.
+    """
+    stats = LineStats()
+    lines = _read_lines(task, stats)
     stats.read = len(lines)
-    fold = ChunkFold(timeout=task.timeout)
+    fold = ChunkFold(Sessions() if task.rows else Counts(), timeout=task.timeout)
     unparsed: list[Unparsed] = []
-    split = LineSplitter(YearClock(task.year, task.month)).split
-    parsers = _PARSERS
+    clock = YearClock(task.year, task.month)
+    split, wall_of, classic = LineSplitter(clock).split, clock.wall, _CLASSIC
+    tag_kinds: dict[str, tuple[RuleSet, str | None] | str] = {}
     feed = fold.feed
     postfix = other = unrecognized = parsed = missed = 0
     for number, line in enumerate(lines):
-        record = split(line)
-        if record is None:
-            unrecognized += 1
+        m = classic(line) if "A" <= line[:1] <= "Z" else None
+        if m is not None:
+            tag = m.group(_TAG)
+            record = None
+        else:
+            record = split(line)
+            if record is None:
+                unrecognized += 1
+                continue
+            tag = record.tag
+        how = tag_kinds.get(tag)
+        if how is None:
+            how = tag_kinds[tag] = _tag_kind(tag)
+        if how is _POSTFIX:
+            postfix += 1
             continue
-        tag = record.tag
-        program = tag[tag.rfind("/") + 1 :]
-        rules = parsers.get(program)
-        if rules is None:
-            if tag == "postfix":
-                rules = _UNKNOWN
-            elif program in POSTFIX_PROGRAMS or tag.startswith("postfix"):
-                postfix += 1
-                continue
-            else:
-                other += 1
-                continue
+        if how is _OTHER:
+            other += 1
+            continue
         postfix += 1
-        found = rules.parse(record.message)
+        rules, role = how  # type: ignore[misc]
+        if record is None:
+            found = rules.parse_at(line, m.start(_MESSAGE))  # type: ignore[union-attr]
+        else:
+            found = rules.parse(record.message)
         if found is None:
             missed += 1
             if len(unparsed) < task.keep_unparsed:
-                unparsed.append(Unparsed(number, tag, record.message))
+                message = record.message if record else line[m.start(_MESSAGE) :]  # type: ignore[union-attr]
+                unparsed.append(Unparsed(number, tag, message))
             continue
         parsed += 1
-        kind, f = found
-        role = _role(program, kind, f)
-        if role is not None:
-            feed(role, kind, record.wall, record.offset, number, (record.host, tag, record.pid), f)
+        kind, values = found
+        if values is None:
+            continue  # a known line without verdict evidence
+        if role == "?":
+            role = _role_by_content(kind, values)
+        if role is None:
+            continue
+        if record is None:
+            stamp, host, pid = m.group(_STAMP, _HOST, _PID)  # type: ignore[union-attr]
+            feed(role, kind, wall_of(stamp), None, number, (host, tag, pid), values)
+        else:
+            feed(role, kind, record.wall, record.offset, number, (record.host, tag, record.pid), values)
     fold.close_chunk()
     stats.postfix, stats.other, stats.unrecognized = postfix, other, unrecognized
     stats.parsed, stats.unparsed = parsed, missed
@@ -259,7 +318,7 @@ class _Planner:
     def _task(self, head: bytes, **where: object) -> _Task:
         year, month = self._clock_for(head)
         task = _Task(self.index, year, month, keep_unparsed=self.options.keep_unparsed,
-                     timeout=self.options.timeout, **where)  # type: ignore[arg-type]
+                     timeout=self.options.timeout, rows=self.options.rows, **where)  # type: ignore[arg-type]
         self.index += 1
         return task
 
@@ -378,7 +437,7 @@ def analyze(args: list[str], options: Options | None = None,
     options = options or Options()
     sources, errors = resolve(args)
     planner = _Planner(options)
-    fold = Fold(timeout=options.timeout)
+    fold = Fold(Sessions() if options.rows else Counts(), timeout=options.timeout)
     stats = LineStats()
     unparsed: list[Unparsed] = []
     line_base = 0

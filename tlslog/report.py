@@ -1,4 +1,7 @@
-"""The summary report: pure functions from the session frame to plain dicts.
+"""The summary report: pure functions from a session or count frame to plain dicts.
+
+Every function weighs rows by their ``count`` column, so it gives the same answer on
+`tlslog.frames.session_frame` (one row per session) and `tlslog.frames.count_frame`.
 
 Shape of `build_report` (the stable ``tlslog report --format json`` contract, see README):
 ``inbound`` / ``outbound`` each ``{total, tls, plaintext, tls_failed, unknown, coverage,
@@ -14,6 +17,7 @@ from collections import Counter
 
 import pandas as pd
 
+from .fold import LEGACY_PROTOCOLS
 from .pipeline import LineStats
 from .timestamps import format_wall
 
@@ -22,7 +26,6 @@ __all__ = ["build_report", "direction_summary", "peer_table"]
 #: Newest first; anything else (DTLS, future versions) follows in name order.
 PROTOCOL_ORDER = ["TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3", "SSLv2"]
 TRUST_ORDER = ["Verified", "Trusted", "Untrusted", "Anonymous"]
-LEGACY_PROTOCOLS = frozenset({"TLSv1.1", "TLSv1", "SSLv3", "SSLv2"})
 
 
 def _ordered(counts: Counter, order: list[str]) -> dict[str, int]:
@@ -33,19 +36,23 @@ def _ordered(counts: Counter, order: list[str]) -> dict[str, int]:
     return {k: int(counts[k]) for k in keys}
 
 
-def _counts(series: pd.Series) -> Counter:
-    return Counter({str(k): int(v) for k, v in series.value_counts(dropna=False).items() if v})
+def _weighted(rows: pd.DataFrame, column: str, missing: str | None = None) -> Counter:
+    """Sum of ``count`` per value of ``column`` (missing values under ``missing``, or dropped)."""
+    values = rows[column].astype(object)
+    if missing is not None:
+        values = values.fillna(missing)
+    sums = rows["count"].groupby(values.astype(str).where(values.notna()), dropna=True).sum()
+    return Counter({str(k): int(v) for k, v in sums.items() if v})
 
 
 def direction_summary(rows: pd.DataFrame) -> dict:
     """Totals, verdict counts, coverage and breakdowns for one direction's rows."""
-    verdicts = _counts(rows["encryption"])
-    total = len(rows)
+    verdicts = _weighted(rows, "encryption")
+    total = int(rows["count"].sum())
     tls = verdicts.get("tls", 0)
     counted = total - verdicts.get("unknown", 0)
     tls_rows = rows[rows["encryption"] == "tls"]
-    ip = rows["ip_version"].astype("string").fillna("unknown")
-    by_ip = _counts(ip)
+    by_ip = _weighted(rows, "ip_version", missing="unknown")
     return {
         "total": total,
         "tls": tls,
@@ -53,8 +60,8 @@ def direction_summary(rows: pd.DataFrame) -> dict:
         "tls_failed": verdicts.get("tls-failed", 0),
         "unknown": verdicts.get("unknown", 0),
         "coverage": tls / counted if counted else None,
-        "by_protocol": _ordered(_counts(tls_rows["protocol"].astype(object).fillna("unknown")), PROTOCOL_ORDER),
-        "by_trust": _ordered(_counts(tls_rows["trust"].astype(object).fillna("unknown")), TRUST_ORDER),
+        "by_protocol": _ordered(_weighted(tls_rows, "protocol", missing="unknown"), PROTOCOL_ORDER),
+        "by_trust": _ordered(_weighted(tls_rows, "trust", missing="unknown"), TRUST_ORDER),
         "by_ip_version": {"4": by_ip.get("4", 0), "6": by_ip.get("6", 0),
                           **({"unknown": by_ip["unknown"]} if by_ip.get("unknown") else {})},
     }
@@ -65,48 +72,48 @@ def _merge(a: dict[str, int], b: dict[str, int], order: list[str]) -> dict[str, 
 
 
 def peer_table(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
-    """Peers with the most rows, with their name, address and count (most first)."""
+    """The peers with the most rows (ties by name and address), with their counts."""
     if rows.empty:
         return []
-    peers = rows.assign(
-        peer_name=rows["peer_name"].astype(object).fillna(""),
-        peer_ip=rows["peer_ip"].astype(object).fillna(""),
-    )
-    counts = peers.groupby(["peer_name", "peer_ip"], observed=True, sort=False).size()
-    top = counts.sort_values(ascending=False, kind="stable").head(limit)
-    return [{"peer_name": name or None, "peer_ip": ip or None, "sessions": int(n)} for (name, ip), n in top.items()]
+    peers = pd.DataFrame({
+        "peer_name": rows["peer_name"].astype(object).fillna(""),
+        "peer_ip": rows["peer_ip"].astype(object).fillna(""),
+        "count": rows["count"],
+    })
+    totals = peers.groupby(["peer_name", "peer_ip"], sort=True)["count"].sum().reset_index()
+    top = totals.sort_values("count", ascending=False, kind="stable").head(limit)
+    return [{"peer_name": name or None, "peer_ip": ip or None, "sessions": int(n)}
+            for name, ip, n in top.itertuples(index=False)]
 
 
 def _notes(inbound: pd.DataFrame, outbound: pd.DataFrame) -> list[str]:
     notes = []
-    for label, rows in (("inbound", inbound), ("outbound", outbound)):
-        blind = rows[(rows["encryption"] == "tls") & rows["protocol"].isna()]
-        if len(blind):
+    for label, noun, rows in (("inbound", "sessions", inbound), ("outbound", "deliveries", outbound)):
+        blind = int(rows.loc[(rows["encryption"] == "tls") & rows["protocol"].isna(), "count"].sum())
+        if blind:
             notes.append(
-                f"{len(blind)} {label} TLS {'session' if label == 'inbound' else 'deliverie'}s have no TLS"
-                " summary line (TLS log level 0?): protocol, cipher and trust are unknown for them."
+                f"{blind} {label} TLS {noun} have no TLS summary line (TLS log level 0?):"
+                " protocol, cipher and trust are unknown for them."
             )
-        unlogged = rows[rows["evidence"] == "no-tls-logging"]
-        if len(unlogged):
+        unlogged = int(rows.loc[rows["evidence"] == "no-tls-logging", "count"].sum())
+        if unlogged:
             notes.append(
-                f"{len(unlogged)} {label} rows show no TLS evidence either way: their service logged no TLS"
-                " lines at all (smtp(d)_tls_loglevel = 0?), so they count as unknown, not plaintext."
+                f"{unlogged} {label} {noun} show no TLS evidence either way: their service logged no TLS"
+                " lines at all (TLS log level 0?), so they count as unknown, not plaintext."
             )
     return notes
 
 
-def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10) -> dict:
-    """The whole report as JSON-ready data."""
+Period = tuple[tuple[float, int | None], tuple[float, int | None]]
+
+
+def build_report(frame: pd.DataFrame, stats: LineStats, *, period: Period | None = None, peers: int = 10) -> dict:
+    """The whole report as JSON-ready data. ``period``: (start, zone offset) of the first and
+    the last session (`tlslog.frames.period`)."""
     inbound = frame[frame["kind"] == "inbound"]
     outbound = frame[frame["kind"] == "outbound"]
     summary_in = direction_summary(inbound)
     summary_out = direction_summary(outbound)
-    starts = frame["start"].dropna()
-    period = None
-    if len(starts):
-        first, last = frame.loc[starts.idxmin()], frame.loc[starts.idxmax()]
-        period = {"first": format_wall(first["start"], _int_or_none(first["offset"])),
-                  "last": format_wall(last["start"], _int_or_none(last["offset"]))}
     legacy = frame[(frame["encryption"] == "tls") & frame["protocol"].isin(LEGACY_PROTOCOLS)]
     return {
         "inbound": summary_in,
@@ -123,7 +130,7 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10) -> d
             "unrecognized": stats.unrecognized,
             "invalid_utf8": stats.invalid_utf8,
         },
-        "period": period,
+        "period": {"first": format_wall(*period[0]), "last": format_wall(*period[1])} if period else None,
         "plaintext_peers": {
             "inbound": peer_table(inbound[inbound["encryption"] == "plaintext"], peers),
             "outbound": peer_table(outbound[outbound["encryption"] == "plaintext"], peers),
@@ -131,7 +138,3 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10) -> d
         "legacy_tls_peers": peer_table(legacy, peers),
         "notes": _notes(inbound, outbound),
     }
-
-
-def _int_or_none(value: object) -> int | None:
-    return None if value is None or pd.isna(value) else int(value)  # type: ignore[arg-type]

@@ -51,12 +51,13 @@ class YearClock:
     state its first line would have seen, so chunks give the same answer as one pass.
     """
 
-    __slots__ = ("_cache", "month", "year")
+    __slots__ = ("_days", "month", "year")
 
     def __init__(self, year: int, month: int | None = None) -> None:
         self.year = year
         self.month = month
-        self._cache: dict[str, float] = {}
+        #: ``"Nov 28"`` -> that day's midnight, for days of the current (year, month) state
+        self._days: dict[str, float] = {}
 
     def advance(self, month: int) -> int:
         """Move the state to a stamp in ``month``; return the year that stamp belongs to."""
@@ -65,19 +66,23 @@ class YearClock:
         elif month < self.month - _ROLLOVER_GAP:
             self.year += 1
             self.month = month
-            self._cache.clear()
+            self._days.clear()
         elif month > self.month + _ROLLOVER_GAP:
             return self.year - 1  # a late line from December after January began
         elif month != self.month:
             self.month = month
-            self._cache.clear()
+            self._days.clear()
         return self.year
 
     def wall(self, stamp: str) -> float | None:
         """Seconds for ``Mon dd HH:MM:SS[.ffffff]``, or None if the stamp is malformed."""
-        cached = self._cache.get(stamp)
-        if cached is not None:
-            return cached
+        midnight = self._days.get(stamp[:6])
+        if midnight is not None and stamp[6:7] == " " and stamp[7:9] < "24":
+            # the common case: a day already seen (the grammar guarantees the digit positions)
+            seconds = stamp[13:]
+            return midnight + int(stamp[7:9]) * 3600 + int(stamp[10:12]) * 60 + (
+                int(seconds) if len(seconds) == 2 else float(seconds)
+            )
         month = MONTHS.get(stamp[:3])
         if month is None:
             return None
@@ -86,10 +91,8 @@ class YearClock:
             value = _classic_wall(stamp, year)
         except ValueError:
             return None
-        if year == self.year:
-            if len(self._cache) > 4096:
-                self._cache.clear()
-            self._cache[stamp] = value
+        if year == self.year and stamp[6:7] == " " and len(stamp) >= 15:
+            self._days[stamp[:6]] = _classic_wall(stamp[:6] + " 00:00:00", year)
         return value
 
 
