@@ -56,6 +56,15 @@ CLASSIC = Rule.define(
     ],
 )
 
+#: What follows ``STAMP HOST `` in a classic line. Consecutive lines usually share their stamp
+#: and host, so the pipeline matches a line that starts like the previous one from here on;
+#: together with that already-matched start this is exactly `CLASSIC`.
+CLASSIC_TAIL = Rule.define(
+    "classic_tail",
+    TAG_PID + REST("message"),
+    samples=[("postfix/smtpd[14150]: connect from x[192.0.2.1]", {"tag": "postfix/smtpd", "pid": "14150"})],
+)
+
 DOCKER = Rule.define(
     "docker",
     ISO_STAMP("stamp") + SP + CLASSIC_STAMP("inner_stamp") + SP + LOG_HOST("host") + SP

@@ -100,7 +100,6 @@ COUNT_KEY = (
 )  # fmt: skip
 _count_key = itemgetter(*(COLUMNS.index(name) for name in COUNT_KEY))
 _START, _OFFSET = COLUMNS.index("start"), COLUMNS.index("offset")
-_ENCRYPTION, _PROTOCOL = COLUMNS.index("encryption"), COLUMNS.index("protocol")
 #: Protocols a report lists the peers of; peers of other TLS rows are not kept by `Counts`.
 LEGACY_PROTOCOLS = frozenset({"TLSv1.1", "TLSv1", "SSLv3", "SSLv2"})
 _NO_PEER_VERDICTS = frozenset({"tls", "tls-failed", "unknown"})
@@ -120,17 +119,23 @@ class Counts:
         return sum(self.counts.values())
 
     def add(self, row: tuple) -> None:
-        key = _count_key(row)
-        if row[_ENCRYPTION] in _NO_PEER_VERDICTS and row[_PROTOCOL] not in LEGACY_PROTOCOLS:
-            key = key[:-2] + (None, None)
+        """Count a full row (see `count` for the cheaper way the fold uses)."""
+        self.count(*_count_key(row), row[_START], row[_OFFSET])
+
+    def count(self, kind: str, host: str | None, service: str, encryption: str, evidence: str,
+              trust: str | None, protocol: str | None, ip_version: int | None, peer_name: str | None,
+              peer_ip: str | None, start: float | None, offset: int | None) -> None:
+        """Count one row given by its `COUNT_KEY` columns, its start and zone offset."""
+        if encryption in _NO_PEER_VERDICTS and protocol not in LEGACY_PROTOCOLS:
+            peer_name = peer_ip = None
+        key = (kind, host, service, encryption, evidence, trust, protocol, ip_version, peer_name, peer_ip)
         counts = self.counts
         counts[key] = counts.get(key, 0) + 1
-        start = row[_START]
         if start is not None:
             if self.first is None or start < self.first[0]:
-                self.first = (start, row[_OFFSET])
+                self.first = (start, offset)
             if self.last is None or start > self.last[0]:
-                self.last = (start, row[_OFFSET])
+                self.last = (start, offset)
 
     def extend(self, other: Counts, line_base: int = 0) -> None:  # noqa: ARG002 - same interface as Sessions
         counts = self.counts
@@ -182,8 +187,8 @@ class _Inbound:
     (trust, protocol, cipher, bits, key exchange, SNI) once it was seen."""
 
     __slots__ = (
-        "line", "start", "last", "offset", "key", "peer", "tls", "counters", "failure", "queue_ids", "sasl",
-        "start_cut",
+        "line", "start", "last", "offset", "key", "peer", "peer_text", "tls", "counters", "failure", "queue_ids",
+        "sasl", "start_cut",
     )  # fmt: skip
 
     def __init__(self, key: Key, wall: float | None, offset: int | None, line: int, peer: str | None,
@@ -192,6 +197,7 @@ class _Inbound:
         self.start = self.last = wall
         self.offset = offset
         self.key = key
+        self.peer_text = peer
         self.peer = split_peer(peer)
         self.tls: tuple | None = None
         self.counters: str | None = None
@@ -246,6 +252,7 @@ class Fold:
 
     def __init__(self, sink: Sessions | Counts | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.sink = sink if sink is not None else Sessions()
+        self._counting = isinstance(self.sink, Counts)
         self.timeout = timeout
         self.inbound: dict[Key, _Inbound] = {}
         self.outbound: dict[Key, _Conn] = {}
@@ -325,7 +332,8 @@ class Fold:
             if wall is not None and s.last is not None and wall - s.last > self.timeout:
                 self._close(key, closed=False)  # silent too long
                 s = None
-            elif peer is not None and s.peer[1] is not None and split_peer(peer)[1] not in (None, s.peer[1]):
+            elif (peer is not None and peer != s.peer_text and s.peer[1] is not None
+                  and split_peer(peer)[1] not in (None, s.peer[1])):
                 self._close(key, closed=False)  # another client: the pid was reused, lines were lost
                 s = None
             else:
@@ -380,6 +388,10 @@ class Fold:
                 self.services.implicit_tls.add((host, service))
         trust, protocol, cipher, bits, key_exchange, sni = s.tls or _NO_TLS
         peer_name, peer_ip, peer_port = s.peer
+        if self._counting:
+            self.sink.count("inbound", host, service, encryption, evidence, trust, protocol,  # type: ignore[union-attr]
+                            ip_version(peer_ip), peer_name, peer_ip, s.start, s.offset)
+            return
         self.sink.add((
             s.line, "inbound", s.start, s.last, s.offset, host, service, pid,
             peer_name, peer_ip, peer_port, ip_version(peer_ip),
@@ -427,6 +439,10 @@ class Fold:
             elif evidence == "certificate-not-verified":
                 trust = "Untrusted"
         start = used.wall if used is not None and used.wall is not None else wall
+        if self._counting:
+            self.sink.count("outbound", key[0], key[1], encryption, evidence, trust, protocol,  # type: ignore[union-attr]
+                            ip_version(addr), name, addr, start, offset)
+            return
         self.sink.add((
             line, "outbound", start, wall, offset, key[0], key[1], key[2],
             name, addr, port, ip_version(addr),
@@ -480,6 +496,28 @@ class ChunkFold(Fold):
         settled = self.settled_in if role == "in" else self.settled_out
         if key not in settled:
             if kind not in _RESETS[role]:
+                self.heads.setdefault(key, []).append((role, kind, wall, offset, line, key, values))
+                return
+            settled.add(key)
+        if wall is not None and (self.latest is None or wall > self.latest):
+            self.latest = wall
+        handler(wall, offset, line, key, values)
+
+    def handler(self, role: str, kind: str):  # noqa: ANN201 - a bound method or None
+        """The handler for a (role, kind), resolved once per chunk by the hot loop."""
+        return self._handlers.get((role, kind))
+
+    @staticmethod
+    def is_reset(role: str, kind: str) -> bool:
+        """Whether the event fully decides its key's state (see the module docstring)."""
+        return kind in _RESETS[role]
+
+    def feed_resolved(self, handler, reset: bool, settled: set, kind: str,  # noqa: ANN001
+                      wall: float | None, offset: int | None, line: int, key: Key, values: tuple) -> None:
+        """`feed` with the handler, reset flag and settled set already looked up."""
+        if key not in settled:
+            if not reset:
+                role = "in" if settled is self.settled_in else "out"
                 self.heads.setdefault(key, []).append((role, kind, wall, offset, line, key, values))
                 return
             settled.add(key)

@@ -67,6 +67,8 @@ class _CompiledSegment:
     def __init__(self, rules: list[tuple[Rule, object]], select: Select | None) -> None:
         parts = []
         self._by_marker: dict[str, tuple[str, Callable[[re.Match], object]]] = {}
+        #: marker -> (rule name, selected group names or None), see `RuleSet.compiled`
+        self.selected: dict[str, tuple[str, tuple[str, ...] | None]] = {}
         for index, (rule, lowered) in enumerate(rules):
             marker = f"_m{index}"
             parts.append(f"{lowered.pattern}(?P<{marker}>)")  # type: ignore[attr-defined]
@@ -79,6 +81,8 @@ class _CompiledSegment:
             else:
                 getter = _NONE
             self._by_marker[marker] = (rule.name, getter)
+            wanted = select.get(rule.name) if select is not None else None
+            self.selected[marker] = (rule.name, tuple(prefix + f for f in wanted) if wanted else None)
         self.regex = re.compile("|".join(parts))
         self._match = self.regex.match
 
@@ -144,6 +148,14 @@ class RuleSet:
     def parse(self, text: str) -> Match | None:
         """The first rule that matches the whole text, with its fields; None if none does."""
         return self.parse_at(text, 0)
+
+    def compiled(self) -> tuple[Callable[..., re.Match | None], dict[str, tuple]] | None:
+        """For the hot loop: the single compiled pattern's ``match`` and, per marker group, the
+        rule name and the selected group names; None if some rule has no compiled form."""
+        if len(self._segments) != 1 or not isinstance(self._segments[0], _CompiledSegment):
+            return None
+        segment = self._segments[0]
+        return segment.regex.match, segment.selected
 
     def _parse_segments(self, text: str, pos: int = 0) -> Match | None:
         for segment in self._segments:

@@ -195,12 +195,15 @@ def _read_lines(task: _Task, stats: LineStats) -> list[str]:
     return lines
 
 
-#: The classic syslog prefix rule, compiled (the rule that matches nearly every line); other
-#: prefixes go through `LineSplitter`, which tries every prefix rule in order.
+#: The classic syslog prefix rule, compiled (the rule that matches nearly every line), and the
+#: part of it after ``STAMP HOST `` (see `prefix.CLASSIC_TAIL`); other prefixes go through
+#: `LineSplitter`, which tries every prefix rule in order.
 _CLASSIC_RE = re.compile(lower_rule(prefix.CLASSIC.element).pattern)
 _CLASSIC = _CLASSIC_RE.match
-_STAMP, _HOST, _TAG, _PID, _MESSAGE = (_CLASSIC_RE.groupindex[n] for n in ("stamp", "host", "tag", "pid", "message"))
-
+_STAMP, _HOST, _TAG = (_CLASSIC_RE.groupindex[n] for n in ("stamp", "host", "tag"))
+_TAIL_RE = re.compile(lower_rule(prefix.CLASSIC_TAIL.element).pattern)
+_TAIL = _TAIL_RE.match
+_TAIL_TAG, _TAIL_PID, _TAIL_MESSAGE = (_TAIL_RE.groupindex[n] for n in ("tag", "pid", "message"))
 
 #: How a tag's lines are handled, decided once per distinct tag (see `_tag_kind`).
 _POSTFIX, _OTHER = "postfix", "other"
@@ -219,12 +222,31 @@ def _tag_kind(tag: str) -> tuple[RuleSet, str | None] | str:
     return _OTHER
 
 
+class _Dispatch:
+    """Per chunk and tag kind: the compiled rules and, per rule, what to do with a match."""
+
+    __slots__ = ("match", "parse", "role", "table")
+
+    def __init__(self, rules: RuleSet, role: str | None, fold: ChunkFold) -> None:
+        self.parse = rules.parse
+        self.role = role
+        compiled = rules.compiled()
+        self.match = compiled[0] if compiled else None
+        self.table: dict[str, tuple] = {}
+        if compiled:
+            for marker, (kind, groups) in compiled[1].items():
+                handler = fold.handler(role, kind) if role not in (None, "?") else None
+                self.table[marker] = (kind, groups, handler, fold.is_reset(role, kind) if handler else False,
+                                      fold.settled_in if role == "in" else fold.settled_out)
+
+
 def fold_chunk(task: _Task) -> ChunkResult:
     """Parse and fold one chunk (runs in a worker process).
 
-    The loop is the hot path of tlslog: the classic prefix is matched in place and most lines
-    go no further than their tag; the message is parsed in place (no substring copies), and
-    the time is converted only for lines that reach the fold.
+    The loop is the hot path of tlslog. A line that starts like the previous one (same stamp
+    and host) is matched from its tag on; most lines go no further than their tag; messages
+    are parsed in place with one compiled pattern per program, extracting only the fields the
+    fold reads; times are converted only for lines that reach the fold.
     """
     stats = LineStats()
     lines = _read_lines(task, stats)
@@ -232,24 +254,30 @@ def fold_chunk(task: _Task) -> ChunkResult:
     fold = ChunkFold(Sessions() if task.rows else Counts(), timeout=task.timeout)
     unparsed: list[Unparsed] = []
     clock = YearClock(task.year, task.month)
-    split, wall_of, classic = LineSplitter(clock).split, clock.wall, _CLASSIC
-    tag_kinds: dict[str, tuple[RuleSet, str | None] | str] = {}
-    feed = fold.feed
+    split, wall_of = LineSplitter(clock).split, clock.wall
+    classic, tail = _CLASSIC, _TAIL
+    kinds: dict[str, _Dispatch | str] = {}
+    head = "\n"  # no line starts with a newline
+    stamp = host = last_stamp = wall = None
     postfix = other = unrecognized = parsed = missed = 0
     for number, line in enumerate(lines):
-        m = classic(line) if "A" <= line[:1] <= "Z" else None
-        if m is not None:
-            tag = m.group(_TAG)
-            record = None
+        record = None
+        if line.startswith(head) and (m := tail(line, len(head))) is not None:
+            tag = m.group(_TAIL_TAG)
+        elif "A" <= line[:1] <= "Z" and (full := classic(line)) is not None:
+            stamp, host, tag = full.group(_STAMP, _HOST, _TAG)
+            head = line[: full.start(_TAG)]
+            m = tail(line, len(head))
         else:
             record = split(line)
             if record is None:
                 unrecognized += 1
                 continue
             tag = record.tag
-        how = tag_kinds.get(tag)
+        how = kinds.get(tag)
         if how is None:
-            how = tag_kinds[tag] = _tag_kind(tag)
+            how = _tag_kind(tag)
+            how = kinds[tag] = how if isinstance(how, str) else _Dispatch(*how, fold)
         if how is _POSTFIX:
             postfix += 1
             continue
@@ -257,30 +285,48 @@ def fold_chunk(task: _Task) -> ChunkResult:
             other += 1
             continue
         postfix += 1
-        rules, role = how  # type: ignore[misc]
-        if record is None:
-            found = rules.parse_at(line, m.start(_MESSAGE))  # type: ignore[union-attr]
+        if record is None and how.match is not None:  # type: ignore[union-attr]
+            mm = how.match(line, m.start(_TAIL_MESSAGE))  # type: ignore[union-attr]
+            if mm is not None:
+                parsed += 1
+                kind, groups, handler, reset, settled = how.table[mm.lastgroup]  # type: ignore[union-attr]
+                if groups is None:
+                    continue  # a known line without verdict evidence
+                values = mm.group(*groups) if len(groups) > 1 else (mm.group(groups[0]),)
+                if handler is not None:
+                    if stamp is not last_stamp:
+                        last_stamp, wall = stamp, wall_of(stamp)  # type: ignore[arg-type]
+                    fold.feed_resolved(handler, reset, settled, kind, wall, None, number,
+                                       (host, tag, m.group(_TAIL_PID)), values)  # type: ignore[union-attr]
+                    continue
+                found = (kind, values)
+            else:
+                found = None
         else:
-            found = rules.parse(record.message)
+            message = record.message if record is not None else line[m.start(_TAIL_MESSAGE) :]  # type: ignore[union-attr]
+            found = how.parse(message)  # type: ignore[union-attr]
+            if found is not None:
+                parsed += 1
         if found is None:
             missed += 1
             if len(unparsed) < task.keep_unparsed:
-                message = record.message if record else line[m.start(_MESSAGE) :]  # type: ignore[union-attr]
+                message = record.message if record is not None else line[m.start(_TAIL_MESSAGE) :]  # type: ignore[union-attr]
                 unparsed.append(Unparsed(number, tag, message))
             continue
-        parsed += 1
         kind, values = found
         if values is None:
-            continue  # a known line without verdict evidence
+            continue
+        role = how.role  # type: ignore[union-attr]
         if role == "?":
             role = _role_by_content(kind, values)
         if role is None:
             continue
         if record is None:
-            stamp, host, pid = m.group(_STAMP, _HOST, _PID)  # type: ignore[union-attr]
-            feed(role, kind, wall_of(stamp), None, number, (host, tag, pid), values)
+            key, wall, offset = (host, tag, m.group(_TAIL_PID)), wall_of(stamp), None  # type: ignore[union-attr,arg-type]
         else:
-            feed(role, kind, record.wall, record.offset, number, (record.host, tag, record.pid), values)
+            key, wall, offset = (record.host, tag, record.pid), record.wall, record.offset
+        last_stamp = None
+        fold.feed(role, kind, wall, offset, number, key, values)
     fold.close_chunk()
     stats.postfix, stats.other, stats.unrecognized = postfix, other, unrecognized
     stats.parsed, stats.unparsed = parsed, missed
