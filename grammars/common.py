@@ -36,6 +36,7 @@ __all__ = [
     "SEVERITY",
     "SP",
     "Rule",
+    "fragment",
     "lit",
 ]
 
@@ -81,6 +82,13 @@ KV_VALUE = pp.Regex(r"[^,]*(?:,(?! [a-z_]+=)[^,]*)*").set_name("value")
 
 #: Non-info messages start with their severity (``postfix/src/util/msg_syslog.c``).
 SEVERITY = (lit("warning") | lit("error") | lit("fatal") | lit("panic")).set_name("severity")
+
+
+def fragment(expr: pp.ParserElement) -> pp.ParserElement:
+    """Like `Rule.define`, but not anchored at the end: matches the start of a text."""
+    element = expr.copy().leave_whitespace(recursive=True)
+    element.parse_with_tabs()
+    return element
 
 
 @dataclass(frozen=True)

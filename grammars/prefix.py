@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pyparsing as pp
 
-from .common import HOST, REST, SP, Rule, lit
+from .common import HOST, REST, SP, Rule, fragment, lit
 
 MONTH = pp.Regex(r"Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec").set_name("month")
 DAY = pp.Regex(r"[ 0-3]?[0-9]").set_name("day")
@@ -64,6 +64,9 @@ CLASSIC_TAIL = Rule.define(
     TAG_PID + REST("message"),
     samples=[("postfix/smtpd[14150]: connect from x[192.0.2.1]", {"tag": "postfix/smtpd", "pid": "14150"})],
 )
+#: The tag part alone: since ``REST`` matches any text without a newline, a line (which has
+#: none) matches `CLASSIC_TAIL` exactly when it matches this; the message starts at its end.
+TAG_PID_ONLY = fragment(TAG_PID)
 
 DOCKER = Rule.define(
     "docker",

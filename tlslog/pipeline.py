@@ -201,9 +201,9 @@ def _read_lines(task: _Task, stats: LineStats) -> list[str]:
 _CLASSIC_RE = re.compile(lower_rule(prefix.CLASSIC.element).pattern)
 _CLASSIC = _CLASSIC_RE.match
 _STAMP, _HOST, _TAG = (_CLASSIC_RE.groupindex[n] for n in ("stamp", "host", "tag"))
-_TAIL_RE = re.compile(lower_rule(prefix.CLASSIC_TAIL.element).pattern)
+_TAIL_RE = re.compile(lower_rule(prefix.TAG_PID_ONLY).pattern)
 _TAIL = _TAIL_RE.match
-_TAIL_TAG, _TAIL_PID, _TAIL_MESSAGE = (_TAIL_RE.groupindex[n] for n in ("tag", "pid", "message"))
+_TAIL_TAG, _TAIL_PID = (_TAIL_RE.groupindex[n] for n in ("tag", "pid"))
 
 #: How a tag's lines are handled, decided once per distinct tag (see `_tag_kind`).
 _POSTFIX, _OTHER = "postfix", "other"
@@ -286,7 +286,7 @@ def fold_chunk(task: _Task) -> ChunkResult:
             continue
         postfix += 1
         if record is None and how.match is not None:  # type: ignore[union-attr]
-            mm = how.match(line, m.start(_TAIL_MESSAGE))  # type: ignore[union-attr]
+            mm = how.match(line, m.end())  # type: ignore[union-attr]
             if mm is not None:
                 parsed += 1
                 kind, groups, handler, reset, settled = how.table[mm.lastgroup]  # type: ignore[union-attr]
@@ -303,14 +303,14 @@ def fold_chunk(task: _Task) -> ChunkResult:
             else:
                 found = None
         else:
-            message = record.message if record is not None else line[m.start(_TAIL_MESSAGE) :]  # type: ignore[union-attr]
+            message = record.message if record is not None else line[m.end() :]  # type: ignore[union-attr]
             found = how.parse(message)  # type: ignore[union-attr]
             if found is not None:
                 parsed += 1
         if found is None:
             missed += 1
             if len(unparsed) < task.keep_unparsed:
-                message = record.message if record is not None else line[m.start(_TAIL_MESSAGE) :]  # type: ignore[union-attr]
+                message = record.message if record is not None else line[m.end() :]  # type: ignore[union-attr]
                 unparsed.append(Unparsed(number, tag, message))
             continue
         kind, values = found
