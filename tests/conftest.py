@@ -41,9 +41,9 @@ class Run:
     stderr: str
 
 
-def run_tlslog(*args: str, stdin: bytes | None = None, timeout: float = 120) -> Run:
+def run_tlslog(*args: str, stdin: bytes | None = None, timeout: float = 120, env: dict | None = None) -> Run:
     """Run the real command in a child process (exit codes, stdin, stderr as a user sees them)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR", "COLUMNS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR", "COLUMNS")} | (env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "tlslog", *args],
         input=stdin if stdin is not None else b"",

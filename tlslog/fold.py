@@ -23,8 +23,9 @@ Verdict per row (``../DESIGN.md``; the first that applies wins):
                           through tlsproxy, which always logs ``reused``); ``tls=...:none``
            ``nolog``      no TLS line: as above
 
-State is bounded: a session idle longer than ``timeout`` seconds is closed (counted, never
-kept), and `Fold.sweep` drops state idle for twice that.
+A session whose next line comes more than ``timeout`` seconds after (or before) its last one
+is closed (counted, never kept) and the line starts a new one; `Fold.sweep` bounds the number
+of open sessions.
 
 Chunks can be folded in parallel: with ``buffer_heads=True`` the events of a key that arrive
 before the key's first *reset* event (``connect``; a client TLS line or handshake failure) are
@@ -53,6 +54,9 @@ Key = tuple  # (host, process name, pid)
 Event = tuple  # (role, kind, wall, offset, line, key, fields)
 
 DEFAULT_TIMEOUT = 3600.0
+#: Open sessions (and smtp connection states) kept at most; only a pathological log (more
+#: sessions open at once than any server allows) reaches it.
+MAX_OPEN = 100_000
 
 #: Columns of the session table, in export order.
 COLUMNS = (
@@ -206,6 +210,13 @@ class _Inbound:
         self.sasl: tuple[str | None, str | None] = (None, None)
         self.start_cut = start_cut
 
+    def __getstate__(self) -> tuple:  # open sessions travel from workers to the merge: keep it cheap
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple) -> None:
+        for name, value in zip(self.__slots__, state):
+            setattr(self, name, value)
+
     def verdict(self, closed: bool) -> tuple[str, str]:
         if self.tls is not None:
             return "tls", "tls-line"
@@ -257,7 +268,6 @@ class Fold:
         self.inbound: dict[Key, _Inbound] = {}
         self.outbound: dict[Key, _Conn] = {}
         self.services = ServiceEvidence()
-        self.latest: float | None = None
         self._handlers = {
             ("in", "connect"): self._connect,
             ("in", "disconnect"): self._disconnect,
@@ -279,19 +289,21 @@ class Fold:
         handler = self._handlers.get((role, kind))
         if handler is None:
             return  # a known line that carries no evidence for the verdict
-        if wall is not None and (self.latest is None or wall > self.latest):
-            self.latest = wall
         handler(wall, offset, line, key, values)
 
     def sweep(self) -> None:
-        """Close sessions and forget connections idle for more than twice the timeout."""
-        if self.latest is None:
-            return
-        horizon = self.latest - 2 * self.timeout
-        for key in [k for k, s in self.inbound.items() if s.last is not None and s.last < horizon]:
-            self._close(key, closed=False)
-        for key in [k for k, c in self.outbound.items() if c.wall is not None and c.wall < horizon]:
-            del self.outbound[key]
+        """Keep at most `MAX_OPEN` open sessions and connection states (the least recently
+        active go first, counted with the evidence they have): memory stays bounded even for a
+        log of connects that never end. Nothing closes a session merely because time passed
+        elsewhere in the log, so folding in chunks gives the result of one pass; the only
+        exception is this cap, applied at chunk ends, which no real server reaches."""
+        if len(self.inbound) > MAX_OPEN:  # down to 3/4 of the cap, so this is rarely done
+            by_age = sorted([(s.last or 0.0, s.line, key) for key, s in self.inbound.items()])
+            for _, _, key in by_age[: len(self.inbound) - MAX_OPEN * 3 // 4]:
+                self._close(key, closed=False)
+        if len(self.outbound) > MAX_OPEN:
+            for key in list(self.outbound)[: len(self.outbound) - MAX_OPEN]:
+                del self.outbound[key]
 
     def finish(self) -> Sessions | Counts:
         """Close everything still open (the log ended) and return all rows."""
@@ -320,8 +332,6 @@ class Fold:
                 self.outbound.pop(key, None)
             else:
                 self.outbound[key] = tail_conn
-        if chunk.latest is not None and (self.latest is None or chunk.latest > self.latest):
-            self.latest = chunk.latest
 
     # -- inbound ----------------------------------------------------------------------------
 
@@ -329,8 +339,8 @@ class Fold:
         """The open session of ``key``, or a new one that started before the log did."""
         s = self.inbound.get(key)
         if s is not None:
-            if wall is not None and s.last is not None and wall - s.last > self.timeout:
-                self._close(key, closed=False)  # silent too long
+            if wall is not None and s.last is not None and abs(wall - s.last) > self.timeout:
+                self._close(key, closed=False)  # silent too long (or the log jumps in time)
                 s = None
             elif (peer is not None and peer != s.peer_text and s.peer[1] is not None
                   and split_peer(peer)[1] not in (None, s.peer[1])):
@@ -419,7 +429,7 @@ class Fold:
         conn = self.outbound.get(key)
         used: _Conn | None = None
         if conn is not None:
-            if wall is not None and conn.wall is not None and wall - conn.wall > self.timeout:
+            if wall is not None and conn.wall is not None and abs(wall - conn.wall) > self.timeout:
                 del self.outbound[key]
             elif _same_relay(conn.relay, relay):
                 if conn.queue_id is None or conn.queue_id == queue_id:
@@ -499,8 +509,6 @@ class ChunkFold(Fold):
                 self.heads.setdefault(key, []).append((role, kind, wall, offset, line, key, values))
                 return
             settled.add(key)
-        if wall is not None and (self.latest is None or wall > self.latest):
-            self.latest = wall
         handler(wall, offset, line, key, values)
 
     def handler(self, role: str, kind: str):  # noqa: ANN201 - a bound method or None
@@ -521,10 +529,8 @@ class ChunkFold(Fold):
                 self.heads.setdefault(key, []).append((role, kind, wall, offset, line, key, values))
                 return
             settled.add(key)
-        if wall is not None and (self.latest is None or wall > self.latest):
-            self.latest = wall
         handler(wall, offset, line, key, values)
 
     def close_chunk(self) -> None:
-        """Keep open state for the merge; only drop what `sweep` would drop anyway."""
+        """Keep the open state for the merge, within the `sweep` bound."""
         self.sweep()

@@ -14,6 +14,7 @@ programs, lines of other Postfix programs, lines of other programs, or unrecogni
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import multiprocessing
 import os
@@ -35,7 +36,7 @@ from .fold import (
     Sessions,
 )
 from .grammars import ANY_PROGRAM, PROGRAMS, UNKNOWN_PROGRAM, prefix
-from .lines import LineSplitter, Record
+from .lines import MAX_LINE, LineSplitter, Record
 from .lowering import lower_rule
 from .parse import Match, RuleSet
 from .sources import Source, read_blocks, resolve
@@ -43,7 +44,9 @@ from .timestamps import MONTHS, YearClock, start_year
 
 __all__ = ["Analysis", "LineStats", "Options", "analyze", "describe_line", "fold_chunk"]
 
-CHUNK_SIZE = 8 << 20
+#: Bytes per chunk: whole lines, independent of the number of workers (so is the result).
+#: ``TLSLOG_CHUNK_SIZE`` overrides it (tests use small chunks to cut sessions everywhere).
+CHUNK_SIZE = int(os.environ.get("TLSLOG_CHUNK_SIZE", 8 << 20))
 
 #: What the pipeline parses with: the fields the fold reads, as tuples (hot path).
 #: postscreen lines carry no TLS evidence (a STARTTLS during its tests shows up in tlsproxy):
@@ -76,6 +79,7 @@ class LineStats:
     unparsed: int = 0
     other: int = 0
     unrecognized: int = 0
+    duplicate: int = 0  # the same text as the line before it (a doubled log): not folded again
     invalid_utf8: int = 0
 
     def add(self, other: LineStats) -> None:
@@ -128,6 +132,8 @@ class _Task:
     keep_unparsed: int = 0
     timeout: float = DEFAULT_TIMEOUT
     rows: bool = True
+    name: str = ""  # the source, for error messages
+    previous: bytes | None = None  # the line before this chunk, to drop a duplicate of it
 
 
 @dataclass
@@ -136,6 +142,8 @@ class ChunkResult:
     fold: ChunkFold
     stats: LineStats
     unparsed: list[Unparsed]
+    error: InputError | None = None
+    clock: tuple[int, int | None] | None = None  # the year state after the last line
 
 
 def describe_line(line: str, year: int = 2000) -> tuple[Record | None, Match | None]:
@@ -185,6 +193,10 @@ def _read_lines(task: _Task, stats: LineStats) -> list[str]:
         with open(task.path, "rb") as handle:  # type: ignore[arg-type]
             handle.seek(task.start)
             data = handle.read(task.end - task.start)
+    return _split_lines(data, stats)
+
+
+def _split_lines(data: bytes, stats: LineStats) -> list[str]:
     text = _decode(data, stats)
     del data
     lines = text.split("\n")
@@ -249,9 +261,14 @@ def fold_chunk(task: _Task) -> ChunkResult:
     fold reads; times are converted only for lines that reach the fold.
     """
     stats = LineStats()
-    lines = _read_lines(task, stats)
-    stats.read = len(lines)
     fold = ChunkFold(Sessions() if task.rows else Counts(), timeout=task.timeout)
+    try:
+        lines = _read_lines(task, stats)
+    except OSError as exc:  # the file vanished or became unreadable after it was planned
+        return ChunkResult(task.index, fold, stats, [], InputError(task.name, exc.strerror or str(exc)),
+                           (task.year, task.month))
+    stats.read = len(lines)
+    previous = _split_lines(task.previous, LineStats())[0] if task.previous is not None else None
     unparsed: list[Unparsed] = []
     clock = YearClock(task.year, task.month)
     split, wall_of = LineSplitter(clock).split, clock.wall
@@ -259,9 +276,16 @@ def fold_chunk(task: _Task) -> ChunkResult:
     kinds: dict[str, _Dispatch | str] = {}
     head = "\n"  # no line starts with a newline
     stamp = host = last_stamp = wall = None
-    postfix = other = unrecognized = parsed = missed = 0
+    postfix = other = unrecognized = parsed = missed = duplicate = 0
     for number, line in enumerate(lines):
+        repeated = line == previous  # a doubled log: counted as usual, but folded once
+        if repeated:
+            duplicate += 1
+        previous = line
         record = None
+        if len(line) > MAX_LINE:  # not a Postfix record (they are cut at 2000 bytes)
+            unrecognized += 1
+            continue
         if line.startswith(head) and (m := tail(line, len(head))) is not None:
             tag = m.group(_TAIL_TAG)
         elif "A" <= line[:1] <= "Z" and (full := classic(line)) is not None:
@@ -294,6 +318,8 @@ def fold_chunk(task: _Task) -> ChunkResult:
                     continue  # a known line without verdict evidence
                 values = mm.group(*groups) if len(groups) > 1 else (mm.group(groups[0]),)
                 if handler is not None:
+                    if repeated:
+                        continue
                     if stamp is not last_stamp:
                         last_stamp, wall = stamp, wall_of(stamp)  # type: ignore[arg-type]
                     fold.feed_resolved(handler, reset, settled, kind, wall, None, number,
@@ -317,6 +343,8 @@ def fold_chunk(task: _Task) -> ChunkResult:
         if values is None:
             continue
         role = how.role  # type: ignore[union-attr]
+        if repeated:
+            continue
         if role == "?":
             role = _role_by_content(kind, values)
         if role is None:
@@ -329,11 +357,16 @@ def fold_chunk(task: _Task) -> ChunkResult:
         fold.feed(role, kind, wall, offset, number, key, values)
     fold.close_chunk()
     stats.postfix, stats.other, stats.unrecognized = postfix, other, unrecognized
-    stats.parsed, stats.unparsed = parsed, missed
-    return ChunkResult(task.index, fold, stats, unparsed)
+    stats.parsed, stats.unparsed, stats.duplicate = parsed, missed, duplicate
+    return ChunkResult(task.index, fold, stats, unparsed, clock=(clock.year, clock.month))
 
 
 # -- chunk planning -------------------------------------------------------------------------
+
+#: How far back the planner looks for the last line of a chunk (duplicate detection).
+_TAIL_BYTES = 65536
+#: A stream without a newline is cut into lines of this size rather than held in memory.
+_LONGEST_LINE = 64 << 20
 
 _CLASSIC_AT_LINE_START = re.compile(rb"(?:^|\n)((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-3]?[0-9] [0-2][0-9]:)")
 
@@ -351,6 +384,7 @@ class _Planner:
         self.index = 0
         self.clock: YearClock | None = None
         self.errors: list[InputError] = []
+        self.previous: bytes | None = None  # the last line of the previous chunk
 
     def _clock_for(self, head: bytes) -> tuple[int, int | None]:
         stamp = _first_classic(head)
@@ -361,11 +395,17 @@ class _Planner:
             self.clock.advance(MONTHS[stamp[:3]])
         return self.clock.year, self.clock.month
 
-    def _task(self, head: bytes, **where: object) -> _Task:
+    def _task(self, head: bytes, tail: bytes, name: str, **where: object) -> _Task:
+        """The next task; ``head``/``tail``: the first and the last bytes of its chunk."""
         year, month = self._clock_for(head)
         task = _Task(self.index, year, month, keep_unparsed=self.options.keep_unparsed,
-                     timeout=self.options.timeout, rows=self.options.rows, **where)  # type: ignore[arg-type]
+                     timeout=self.options.timeout, rows=self.options.rows, name=name,
+                     previous=self.previous, **where)  # type: ignore[arg-type]
         self.index += 1
+        body = tail[:-1] if tail.endswith(b"\n") else tail
+        cut = body.rfind(b"\n")
+        # a line longer than the tail we looked at is not compared (it is no log line anyway)
+        self.previous = body[cut + 1 :] if cut >= 0 or len(tail) < _TAIL_BYTES else None
         return task
 
     def tasks(self, sources: list[Source]) -> Iterator[_Task]:
@@ -403,7 +443,9 @@ class _Planner:
                             end += newline + 1
                             break
                         end += len(probe)
-                yield self._task(head, path=str(source.path), start=start, end=end)
+                handle.seek(max(start, end - _TAIL_BYTES))
+                tail = handle.read(end - max(start, end - _TAIL_BYTES))
+                yield self._task(head, tail, source.name, path=str(source.path), start=start, end=end)
                 start = end
 
     def _blocks(self, source: Source) -> Iterator[_Task]:
@@ -415,16 +457,18 @@ class _Planner:
                 while len(pending) >= size:
                     cut = pending.rfind(b"\n", 0, size) + 1 or pending.find(b"\n", size) + 1
                     if cut == 0:
-                        break  # one huge line so far: wait for its end
+                        if len(pending) < _LONGEST_LINE:
+                            break  # one huge line so far: wait for its end
+                        cut = len(pending)  # no newline at all (binary junk, /dev/zero): cut it
                     data = bytes(pending[:cut])
                     del pending[:cut]
-                    yield self._task(data, data=data)
+                    yield self._task(data, data[-_TAIL_BYTES:], source.name, data=data)
         except InputError:  # damaged or vanished: still use every line that was read
             if pending:
-                yield self._task(bytes(pending), data=bytes(pending))
+                yield self._task(bytes(pending), bytes(pending[-_TAIL_BYTES:]), source.name, data=bytes(pending))
             raise
         if pending:
-            yield self._task(bytes(pending), data=bytes(pending))
+            yield self._task(bytes(pending), bytes(pending[-_TAIL_BYTES:]), source.name, data=bytes(pending))
 
 
 # -- running --------------------------------------------------------------------------------
@@ -441,31 +485,29 @@ def _default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def _run(tasks: Iterator[_Task], jobs: int) -> Iterator[ChunkResult]:
-    """Results in task order, with at most a few chunks in flight (bounded memory)."""
+def _run(tasks: Iterator[_Task], jobs: int) -> Iterator[tuple[_Task, ChunkResult]]:
+    """(task, result) in task order, with at most a few chunks in flight (bounded memory)."""
     first = next(tasks, None)
     if first is None:
         return
     second = next(tasks, None)
     if second is None or jobs <= 1:
-        yield fold_chunk(first)
-        if second is not None:
-            yield fold_chunk(second)
-            for task in tasks:
-                yield fold_chunk(task)
+        for task in _chain(iter([first] if second is None else [first, second]), tasks):
+            yield task, fold_chunk(task)
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     pool = context.Pool(jobs, initializer=_ignore_sigint)
     try:
         window: collections.deque = collections.deque()
-        pending = iter([first, second])
-        for task in _chain(pending, tasks):
-            window.append(pool.apply_async(fold_chunk, (task,)))
+        for task in _chain(iter([first, second]), tasks):
+            window.append((task, pool.apply_async(fold_chunk, (task,))))
             if len(window) >= 2 * jobs:
-                yield window.popleft().get()
+                task, pending = window.popleft()
+                yield task, pending.get()
         while window:
-            yield window.popleft().get()
+            task, pending = window.popleft()
+            yield task, pending.get()
         pool.close()
     finally:
         pool.terminate()
@@ -487,7 +529,16 @@ def analyze(args: list[str], options: Options | None = None,
     stats = LineStats()
     unparsed: list[Unparsed] = []
     line_base = 0
-    for result in _run(planner.tasks(sources), options.jobs or _default_jobs()):
+    clock: tuple[int, int | None] | None = None  # the year state the previous chunk ended with
+    for task, result in _run(planner.tasks(sources), options.jobs or _default_jobs()):
+        if clock is not None and (task.year, task.month) != clock:
+            # The planner guessed this chunk's starting year state from its first line; the
+            # previous chunk ended elsewhere (months out of order around the cut). Redo it from
+            # the true state, so that the result is the one of a single pass.
+            result = fold_chunk(dataclasses.replace(task, year=clock[0], month=clock[1]))
+        clock = result.clock
+        if result.error is not None:
+            errors.append(result.error)
         fold.merge(result.fold, line_base)
         fold.sweep()
         for item in result.unparsed:

@@ -206,6 +206,8 @@ def report_renderable(report: dict) -> RenderableType:
         f"{lines['unrecognized']:,} unrecognised",
         style="dim",
     )
+    if lines.get("duplicate"):
+        footer.append(f", {lines['duplicate']:,} repeated verbatim", style="dim")
     if lines.get("invalid_utf8"):
         footer.append(f", {lines['invalid_utf8']:,} with invalid UTF-8", style="dim")
     gap = Text("")

@@ -128,6 +128,7 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, period: Period | None
             "unparsed": stats.unparsed,
             "other": stats.other,
             "unrecognized": stats.unrecognized,
+            "duplicate": stats.duplicate,
             "invalid_utf8": stats.invalid_utf8,
         },
         "period": {"first": format_wall(*period[0]), "last": format_wall(*period[1])} if period else None,

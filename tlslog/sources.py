@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import bz2
 import glob
+import itertools
 import lzma
 import os
 import re
+import stat
 import sys
 import zlib
 from collections.abc import Iterator
@@ -41,11 +43,13 @@ class Source:
     name: str
     path: Path | None
     compression: str | None = None
+    #: a regular file (not a pipe such as ``<(zcat …)``, a FIFO or a device)
+    regular: bool = False
 
     @property
     def seekable(self) -> bool:
-        """Plain files can be cut into byte ranges that workers read themselves."""
-        return self.path is not None and self.compression is None
+        """Plain regular files can be cut into byte ranges that workers read themselves."""
+        return self.path is not None and self.regular and self.compression is None
 
 
 _DATED = re.compile(r"^(?P<base>.+?)[-.](?P<date>\d{8}(?:\d{2})?)(?:\.(?:gz|bz2|xz|zst))?$")
@@ -74,9 +78,7 @@ def rotation_order(paths: list[str]) -> list[str]:
     return ordered
 
 
-def _compression(path: Path) -> str | None:
-    with path.open("rb") as handle:
-        head = handle.read(6)
+def _compression_of(head: bytes) -> str | None:
     for magic, name in _MAGIC.items():
         if head.startswith(magic):
             return name
@@ -106,17 +108,25 @@ def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
             continue
         path = Path(arg)
         try:
-            if path.is_dir():
+            mode = path.stat().st_mode
+            if stat.S_ISDIR(mode):
                 raise IsADirectoryError(f"is a directory (use {arg.rstrip('/')}/* to read the files in it)")
-            compression = _compression(path)
+            regular = stat.S_ISREG(mode)
+            compression = None
+            if regular:  # a pipe cannot be peeked at without losing the bytes: sniffed while read
+                with path.open("rb") as handle:
+                    compression = _compression_of(handle.read(6))
         except OSError as exc:
             errors.append(InputError(arg, _reason(exc)))
             continue
         if compression == "zstd":
-            errors.append(InputError(arg, "zstd-compressed input is not supported; use: zstd -dc FILE | tlslog ..."))
+            errors.append(InputError(arg, _ZSTD))
             continue
-        sources.append(Source(arg, path, compression))
+        sources.append(Source(arg, path, compression, regular))
     return sources, errors
+
+
+_ZSTD = "zstd-compressed input is not supported; use: zstd -dc FILE | tlslog ..."
 
 
 def _reason(exc: OSError) -> str:
@@ -134,34 +144,48 @@ def _decompressor(kind: str):  # noqa: ANN202 - zlib/bz2/lzma objects share no b
 
 
 def read_blocks(source: Source, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
-    """The source's bytes, decompressed, in blocks of any size."""
-    if source.path is None:
-        stream = sys.stdin.buffer
-        while block := stream.read(block_size):
-            yield block
-        return
+    """The source's bytes, decompressed, in blocks of any size.
+
+    Streams (stdin, pipes) are sniffed for compression from their first bytes, so
+    ``cat maillog.1.gz | tlslog report`` works too.
+    """
     try:
-        handle = source.path.open("rb")
-    except OSError as exc:
-        raise InputError(source.name, _reason(exc)) from exc
-    with handle:
+        if source.path is None:
+            yield from _read_stream(source, sys.stdin.buffer, block_size)
+            return
         try:
-            if source.compression is None:
-                while block := handle.read(block_size):
-                    yield block
-                return
-            yield from _decompress(source, handle, block_size)
+            handle = source.path.open("rb")
         except OSError as exc:
             raise InputError(source.name, _reason(exc)) from exc
+        with handle:
+            yield from _read_stream(source, handle, block_size)
+    except OSError as exc:
+        raise InputError(source.name, _reason(exc)) from exc
 
 
-def _decompress(source: Source, handle, block_size: int) -> Iterator[bytes]:  # noqa: ANN001
-    kind = source.compression or ""
+def _read_stream(source: Source, handle, block_size: int) -> Iterator[bytes]:  # noqa: ANN001
+    raw = iter(lambda: handle.read(block_size), b"")
+    kind = source.compression
+    if kind is None and not source.regular:
+        first = next(raw, b"")
+        while first and len(first) < 6 and (more := next(raw, b"")):
+            first += more
+        kind = _compression_of(first[:6])
+        if kind == "zstd":
+            raise InputError(source.name, _ZSTD)
+        raw = itertools.chain([first], raw)
+    if kind is None:
+        yield from raw
+    else:
+        yield from _decompress(source.name, kind, raw)
+
+
+def _decompress(name: str, kind: str, raw_blocks: Iterator[bytes]) -> Iterator[bytes]:
     engine = _decompressor(kind)
     pending = b""
     finished_member = False
     while True:
-        raw = pending or handle.read(block_size)
+        raw = pending or next(raw_blocks, b"")
         pending = b""
         if not raw:
             break
@@ -171,17 +195,17 @@ def _decompress(source: Source, handle, block_size: int) -> Iterator[bytes]:  # 
         try:
             out = engine.decompress(raw)
         except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-            raise DamagedInput(source.name, f"corrupt {kind} data ({exc})") from exc
+            raise DamagedInput(name, f"corrupt {kind} data ({exc})") from exc
         if out:
             yield out
         if getattr(engine, "eof", False):
             pending = engine.unused_data
             finished_member = True
-            if not pending and not (pending := handle.read(block_size)):
+            if not pending and not (pending := next(raw_blocks, b"")):
                 return
             if kind == "gzip" and not pending.startswith(b"\x1f\x8b"):
                 if pending.strip(b"\x00"):
-                    raise DamagedInput(source.name, "trailing garbage after the gzip data")
+                    raise DamagedInput(name, "trailing garbage after the gzip data")
                 return
     if not finished_member:
-        raise DamagedInput(source.name, f"{kind} data ends early (file truncated?)")
+        raise DamagedInput(name, f"{kind} data ends early (file truncated?)")

@@ -1,0 +1,225 @@
+"""Messy input never crashes, hangs or silently loses a line; the process behaves like a Unix tool."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tlslog import fold
+from tlslog.pipeline import Options, analyze
+
+from .conftest import ROOT, SAMPLES, run_tlslog
+
+LOG = SAMPLES / "realpostfix" / "default" / "maillog"
+SESSION = (
+    "Nov 25 10:00:00 mx postfix/smtpd[7]: connect from unknown[192.0.2.1]\n"
+    "Nov 25 10:00:01 mx postfix/smtpd[7]: Anonymous TLS connection established from unknown[192.0.2.1]: "
+    "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n"
+    "Nov 25 10:00:02 mx postfix/smtpd[7]: disconnect from unknown[192.0.2.1] ehlo=2 starttls=1 quit=1 commands=4\n"
+)
+
+
+def report(*args: str, stdin: bytes | None = None, code: int = 0) -> dict:
+    run = run_tlslog("report", "--format", "json", *args, stdin=stdin)
+    assert run.code == code, run.stderr
+    assert "Traceback" not in run.stderr
+    data = json.loads(run.stdout)
+    lines = data["lines"]
+    assert lines["read"] == lines["postfix"] + lines["other"] + lines["unrecognized"]
+    return data
+
+
+def test_random_bytes(tmp_path):
+    path = tmp_path / "junk"
+    path.write_bytes(random.Random(1).randbytes(3_000_000))
+    data = report(str(path))
+    assert data["lines"]["read"] == path.read_bytes().count(b"\n") + 1
+    assert data["lines"]["invalid_utf8"] > 0
+
+
+def test_invalid_utf8_is_kept_and_counted(tmp_path):
+    path = tmp_path / "log"
+    bad = b"Nov 25 10:00:01 mx postfix/smtpd[8]: warning: hostname \xff\xfe does not resolve\n"
+    path.write_bytes(bad + SESSION.encode() + b"\xc3\x28 garbage\n")
+    data = report(str(path))
+    assert data["lines"]["invalid_utf8"] == 2
+    assert (data["inbound"]["total"], data["inbound"]["tls"]) == (1, 1)
+
+
+def test_nul_bytes(tmp_path):
+    path = tmp_path / "log"
+    path.write_bytes(b"\x00" * 100 + b"\n" + SESSION.encode().replace(b"quit=1", b"quit=1\x00") + b"\x00\x00\n")
+    data = report(str(path))
+    assert data["lines"]["read"] == 5
+    assert data["inbound"]["total"] >= 1
+
+
+def test_crlf_line_endings_give_the_same_report(tmp_path):
+    path = tmp_path / "log"
+    path.write_bytes(LOG.read_bytes().replace(b"\n", b"\r\n"))
+    assert report(str(path)) == report(str(LOG))
+
+
+def test_a_10_mb_line_neither_crashes_nor_hangs(tmp_path):
+    path = tmp_path / "log"
+    path.write_bytes(SESSION.encode() + b"Nov 25 10:00:03 mx postfix/smtpd[7]: " + b"x" * 10_000_000 + b"\n")
+    started = time.monotonic()
+    for data in (report(str(path)), report(stdin=path.read_bytes())):
+        assert (data["lines"]["read"], data["lines"]["unrecognized"]) == (4, 1)
+        assert data["inbound"]["tls"] == 1
+    assert time.monotonic() - started < 60
+
+
+def test_endless_junk_without_newline_on_stdin():
+    """A stream with no newline at all is cut into long lines instead of held in memory."""
+    data = report(stdin=b"\x00" * 70_000_000)
+    assert data["lines"]["read"] == 2 and data["lines"]["unrecognized"] == 2
+
+
+@pytest.mark.parametrize("cut", [
+    "connect from unknown[2001:db8:4864:",  # in an IPv6 address
+    "Anonymous TLS connection established from unknown[192.0.2.1]: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 "
+    "(256/256 bits) key-exchange X25519 server-sig",  # in the TLS 1.3 tail: still TLS evidence
+])
+def test_lines_cut_short(tmp_path, cut):
+    path = tmp_path / "log"
+    path.write_text(f"Nov 25 10:00:00 mx postfix/smtpd[9]: {cut}\n" + SESSION)
+    data = report(str(path))
+    assert data["inbound"]["tls"] >= 1
+
+
+def test_directory_missing_and_unreadable_inputs_among_good_ones(tmp_path):
+    unreadable = tmp_path / "unreadable.log"
+    if os.geteuid() == 0:  # root reads every file: a symlink loop cannot be opened by anyone
+        os.symlink(unreadable.name, unreadable)
+    else:
+        unreadable.write_text(SESSION)
+        unreadable.chmod(0)
+    run = run_tlslog("report", "--format", "json", str(tmp_path), str(tmp_path / "missing.log"), str(unreadable),
+                     str(LOG))
+    assert run.code == 1
+    assert "is a directory" in run.stderr and "missing.log" in run.stderr and "unreadable.log" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 3 and "Traceback" not in run.stderr
+    assert json.loads(run.stdout)["inbound"]["total"] == 308
+
+
+def test_a_file_that_vanishes_after_planning(tmp_path):
+    path = tmp_path / "log"
+    path.write_text(SESSION * 2000)
+    from tlslog.pipeline import _Planner, fold_chunk
+    from tlslog.sources import resolve
+
+    tasks = list(_Planner(Options(chunk_size=4096)).tasks(resolve([str(path)])[0]))
+    path.unlink()
+    result = fold_chunk(tasks[1])
+    assert result.error is not None and "No such file" in str(result.error)
+
+
+def test_duplicated_lines_are_folded_once(tmp_path):
+    """A log where every line appears twice (copied logs, double syslog rules)."""
+    doubled = "".join(line + "\n" + line + "\n" for line in LOG.read_text().splitlines())
+    path = tmp_path / "log"
+    path.write_text(doubled)
+    once, twice = report(str(LOG)), report(str(path))
+    for direction in ("inbound", "outbound"):
+        assert once[direction] == twice[direction]
+    assert twice["lines"]["read"] == 2 * once["lines"]["read"]
+    assert twice["lines"]["duplicate"] >= once["lines"]["read"]
+
+
+def test_sessions_interleaved_across_two_hosts(tmp_path):
+    lines = SESSION.splitlines()
+    other = [line.replace(" mx ", " mx2 ").replace("starttls=1 ", "") for line in lines]
+    other[1] = other[1].replace("Anonymous TLS connection established", "warning: nothing")
+    path = tmp_path / "log"
+    path.write_text("\n".join(x for pair in zip(lines, other) for x in pair) + "\n")
+    data = report(str(path))
+    assert (data["inbound"]["total"], data["inbound"]["tls"], data["inbound"]["plaintext"]) == (2, 1, 1)
+
+
+def test_fifo_and_process_substitution_are_read_as_streams(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    payload = gzip.compress(LOG.read_bytes())  # compressed, and the stream is sniffed
+
+    def feed() -> None:
+        with open(fifo, "wb") as handle:
+            handle.write(payload)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    data = report(str(fifo))
+    writer.join(10)
+    assert data == report(str(LOG))
+
+
+def test_compressed_stdin():
+    assert report(stdin=gzip.compress(LOG.read_bytes())) == report(str(LOG))
+
+
+def test_closed_stdout_ends_quietly():
+    """``tlslog sessions … | head -1``: exit 141 like other tools, no BrokenPipe traceback."""
+    big = SAMPLES / "synthetic" / "maillog.gz"
+    proc = subprocess.Popen([sys.executable, "-m", "tlslog", "sessions", str(big), "--format", "jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    first = proc.stdout.readline()  # type: ignore[union-attr]
+    proc.stdout.close()  # type: ignore[union-attr]
+    _, err = proc.communicate(timeout=60)
+    assert json.loads(first)["kind"] in ("inbound", "outbound")
+    assert proc.returncode == 128 + signal.SIGPIPE
+    assert err == b""
+
+
+def test_interrupt_exits_130_with_one_line():
+    proc = subprocess.Popen([sys.executable, "-m", "tlslog", "report"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdin.write(LOG.read_bytes())  # type: ignore[union-attr]
+    proc.stdin.flush()  # type: ignore[union-attr]  # stdin stays open: tlslog waits for more
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.decode().strip() == "tlslog: interrupted"
+    assert out == b""
+
+
+def test_sessions_that_never_end_are_closed_and_counted(monkeypatch, tmp_path):
+    """Bounded state: with a cap of 300 open sessions, 5000 unfinished ones are all counted."""
+    monkeypatch.setattr(fold, "MAX_OPEN", 300)
+    path = tmp_path / "log"
+    path.write_text("".join(f"Nov 25 10:00:00 mx postfix/smtpd[{pid}]: connect from unknown[192.0.2.{pid % 250}]\n"
+                            for pid in range(1000, 6000)))
+    from tlslog.frames import count_frame
+    from tlslog.report import build_report
+
+    analysis = analyze([str(path)], Options(jobs=1, rows=False, chunk_size=16384))
+    inbound = build_report(count_frame(analysis), analysis.stats)["inbound"]
+    assert (inbound["total"], inbound["unknown"]) == (5000, 5000)
+
+
+def test_a_million_endless_sessions_run_in_bounded_memory():
+    """1M ``connect from`` lines, never a disconnect: peak memory stays small (see README)."""
+    lines = (f"Nov 25 {10 + i // 360000:02d}:{i // 6000 % 60:02d}:{i // 100 % 60:02d} mx postfix/smtpd[{i}]: "
+             f"connect from unknown[198.51.100.{i % 250}]\n" for i in range(1_000_000))
+    payload = "".join(lines).encode()
+    proc = subprocess.Popen([sys.executable, "-m", "tlslog", "report", "--format", "json"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    out, err = proc.communicate(payload, timeout=300)
+    _, _, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
+    assert proc.returncode == 0, err
+    inbound = json.loads(out)["inbound"]
+    assert (inbound["total"], inbound["unknown"]) == (1_000_000, 1_000_000)
+    import resource
+
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert peak_mib < 600, f"peak RSS {peak_mib:.0f} MiB"
+    assert usage is None
