@@ -59,7 +59,7 @@ Year = Annotated[Optional[int], typer.Option(
 Timeout = Annotated[float, typer.Option(
     min=1, help="Seconds of silence after which an unfinished session is closed (verdict by evidence).")]
 Strict = Annotated[bool, typer.Option(
-    help=f"Exit with code {EXIT_STRICT} if any smtp/smtpd/tlsproxy/postscreen line was not understood.")]
+    help=f"Exit with code {EXIT_STRICT} if any smtp/smtpd/tlsproxy line was not understood.")]
 Debug = Annotated[bool, typer.Option(help="Show tracebacks of unexpected errors.")]
 
 
@@ -176,7 +176,7 @@ def unparsed(
     year: Year = None,
     debug: Debug = False,
 ) -> None:
-    """List the smtp/smtpd/tlsproxy/postscreen lines no rule understood, grouped by shape.
+    """List the smtp/smtpd/tlsproxy lines no rule understood, grouped by shape.
 
     Send the output to the tlslog developers: every shape becomes a grammar rule.
 

@@ -22,7 +22,7 @@ EXIT_INPUT = 1
 EXIT_USAGE = 2
 #: An input was damaged (truncated or corrupt compressed data); what could be read was used.
 EXIT_DAMAGED = 3
-#: ``--strict``: some smtp/smtpd/tlsproxy/postscreen lines matched no grammar rule.
+#: ``--strict``: some smtp/smtpd/tlsproxy lines matched no grammar rule.
 EXIT_STRICT = 4
 #: A bug in tlslog (an unexpected exception; ``--debug`` shows the traceback).
 EXIT_INTERNAL = 70
