@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 import gzip
 import io
 import json
@@ -133,3 +134,24 @@ def test_unparsed_groups_lines_by_shape(tmp_path):
 def test_bad_option_is_a_usage_error():
     run = run_tlslog("report", "--format", "yaml", str(LOG))
     assert run.code == 2 and "yaml" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_internal_errors_are_one_line_unless_debug(monkeypatch, capsys):
+    """A bug must not greet the user with a traceback; ``--debug`` shows it."""
+    from tlslog import cli, pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "analyze", broken)
+    monkeypatch.setattr(cli, "analyze", broken)
+    monkeypatch.setattr(cli, "_debug", False)  # restored after the test
+    monkeypatch.setattr(sys, "argv", ["tlslog", "report", str(LOG)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 70
+    err = capsys.readouterr().err
+    assert err.strip() == "tlslog: internal error: RuntimeError: boom (run again with --debug for details)"
+    monkeypatch.setattr(sys, "argv", ["tlslog", "report", str(LOG), "--debug"])
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.main()

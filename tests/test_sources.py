@@ -136,3 +136,23 @@ def test_empty_file(tmp_path):
 
 def test_write_path_is_a_real_path():
     assert Path(LOG).exists()
+
+
+def test_journald_json_gives_the_same_verdicts(tmp_path, plain_report):
+    """``journalctl -o json`` records of the same log: same sessions, same verdicts."""
+    import calendar
+    import re
+
+    out = []
+    for line in LOG.read_text().splitlines():
+        m = re.match(r"(\w{3}) +(\d+) (\d\d):(\d\d):(\d\d) (\S+) ([^\[]+)\[(\d+)\]: (.*)", line)
+        month = list(calendar.month_abbr).index(m[1])
+        micros = calendar.timegm((2026, month, int(m[2]), int(m[3]), int(m[4]), int(m[5]))) * 1_000_000
+        out.append(json.dumps({"__REALTIME_TIMESTAMP": str(micros), "_HOSTNAME": m[6], "SYSLOG_IDENTIFIER": m[7],
+                               "_PID": m[8], "PRIORITY": "6", "MESSAGE": m[9]}))
+    path = tmp_path / "journal.json"
+    path.write_text("\n".join(out) + "\n")
+    report, code = _report(str(path))
+    assert code == 0
+    for key in ("inbound", "outbound", "by_protocol", "by_trust", "by_ip_version"):
+        assert report[key] == plain_report[key], key
