@@ -221,9 +221,11 @@ def test_a_million_endless_sessions_run_in_bounded_memory():
     writer = threading.Thread(target=feed)
     writer.start()
     out = proc.stdout.read()  # type: ignore[union-attr]
+    proc.stdout.close()  # type: ignore[union-attr]
     writer.join(300)
     _, status, usage = os.wait4(proc.pid, 0)  # this process and its workers: the largest peak
-    assert os.waitstatus_to_exitcode(status) == 0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0
     inbound = json.loads(out)["inbound"]
     assert (inbound["total"], inbound["unknown"]) == (1_000_000, 1_000_000)
     assert usage.ru_maxrss / 1024 < 600, f"peak RSS {usage.ru_maxrss / 1024:.0f} MiB"
