@@ -37,7 +37,6 @@ exactly the result of one sequential pass.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 from .fields import (
     attempted_peer,
@@ -102,8 +101,6 @@ COUNT_KEY = (
     "kind", "host", "service", "encryption", "evidence", "trust", "protocol", "ip_version",
     "peer_name", "peer_ip",
 )  # fmt: skip
-_count_key = itemgetter(*(COLUMNS.index(name) for name in COUNT_KEY))
-_START, _OFFSET = COLUMNS.index("start"), COLUMNS.index("offset")
 #: Protocols a report lists the peers of; peers of other TLS rows are not kept by `Counts`.
 LEGACY_PROTOCOLS = frozenset({"TLSv1.1", "TLSv1", "SSLv3", "SSLv2"})
 _NO_PEER_VERDICTS = frozenset({"tls", "tls-failed", "unknown"})
@@ -121,10 +118,6 @@ class Counts:
 
     def __len__(self) -> int:
         return sum(self.counts.values())
-
-    def add(self, row: tuple) -> None:
-        """Count a full row (see `count` for the cheaper way the fold uses)."""
-        self.count(*_count_key(row), row[_START], row[_OFFSET])
 
     def count(self, kind: str, host: str | None, service: str, encryption: str, evidence: str,
               trust: str | None, protocol: str | None, ip_version: int | None, peer_name: str | None,
