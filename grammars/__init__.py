@@ -7,10 +7,10 @@ lines on its rules; ``PROGRAMS`` says which rules apply to which Postfix program
 
 from __future__ import annotations
 
-from . import postscreen, prefix, smtp, smtpd, tls, tlsproxy
+from . import master, postscreen, prefix, smtp, smtpd, tls, tlsproxy
 from .common import Rule
 
-__all__ = ["ANY_PROGRAM", "PROGRAMS", "UNKNOWN_PROGRAM", "Rule", "all_rules", "prefix"]
+__all__ = ["ANY_PROGRAM", "PROGRAMS", "UNKNOWN_PROGRAM", "Rule", "all_rules", "master", "prefix", "tls"]
 
 #: Program name (last component of the syslog tag) -> rules tried in order (PEG ordered choice).
 PROGRAMS: dict[str, list[Rule]] = {
@@ -28,10 +28,12 @@ UNKNOWN_PROGRAM: list[Rule] = [
     tls.TLS_SUMMARY,
     smtpd.CLIENT,
     smtp.STATUS,
+    smtp.STATUS_DAMAGED,
     smtpd.LOST,
     smtpd.TLS_ABORT,
     smtpd.ACTION,
     *tls.RULES[1:],
+    *tls.DETAIL_RULES,
     smtpd.PIPELINING,
     smtpd.EHLO_DISCARD,
     smtp.CONNECT_FAILED,
@@ -60,7 +62,7 @@ ANY_PROGRAM: list[Rule] = [
 def all_rules() -> list[Rule]:
     """Every distinct rule of every module, prefix rules included."""
     seen: dict[int, Rule] = {}
-    for rules in [prefix.RULES, tls.RULES, [tls.PEER_NOTE], *PROGRAMS.values()]:
+    for rules in [prefix.RULES, tls.RULES, tls.DETAIL_RULES, [tls.PEER_NOTE], *PROGRAMS.values(), master.RULES]:
         for rule in rules:
             seen.setdefault(id(rule), rule)
     return list(seen.values())

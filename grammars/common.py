@@ -24,6 +24,7 @@ __all__ = [
     "ADDR",
     "DIAGNOSTIC",
     "DIGITS",
+    "EHLO_DISCARD",
     "END",
     "HOST",
     "KV_VALUE",
@@ -149,5 +150,18 @@ DIAGNOSTIC = Rule.define(
         ("warning: hostname localhost.localdomain does not resolve to address 192.168.1.115",
          {"severity": "warning"}),
         ("warning: SASL authentication failure: Password verification failed", {"severity": "warning"}),
+    ],
+)
+
+
+#: ``smtpd_discard_ehlo_keywords`` (server) and ``smtp_discard_ehlo_keywords`` (client) both log
+#: ``msg_info("discarding EHLO keywords: %s", str_ehlo_mask(mask))`` (``smtpd/smtpd.c``,
+#: ``smtp/smtp_proto.c``); which side it is follows from the program that logged it.
+EHLO_DISCARD = Rule.define(
+    "ehlo_discard",
+    lit("discarding EHLO keywords: ") + REST("keywords"),
+    samples=[
+        ("discarding EHLO keywords: ETRN", {"keywords": "ETRN"}),
+        ("discarding EHLO keywords: 8BITMIME STARTTLS", {"keywords": "8BITMIME STARTTLS"}),
     ],
 )

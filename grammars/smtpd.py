@@ -16,9 +16,32 @@ Abnormal ends (3.10 added the queue id prefix) and TLS-specific lines::
     lost connection after STARTTLS from unknown[203.0.113.9]
     NOQUEUE: lost connection after STARTTLS from unknown[203.0.113.9]
     lost connection after DATA (2048 bytes) from unknown[203.0.113.13]
+    lost connection after DATA (approximately 0 bytes) from unknown[203.0.113.13]        (Postfix 2.x)
     timeout after EHLO from unknown[203.0.113.10]
     NOQUEUE: too many errors after RCPT from unknown[203.0.113.10]
     NOQUEUE: abort: TLS from unknown[203.0.113.14]: No client certificate presented
+
+With ``smtpd_tls_loglevel`` 2 to 4 the TLS library adds handshake detail, session cache
+operations and packet dumps, recognised by ``grammars.tls.DETAIL_RULES`` (no verdict in them)::
+
+    initializing the server-side TLS engine
+    setting up TLS connection from unknown[127.0.0.1]
+    unknown[127.0.0.1]: TLS cipher list "aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH"
+    SSL_accept:before SSL initialization
+    SSL_accept:SSLv3/TLS read client hello
+    SSL_accept:error in error
+    SSL3 alert write:fatal:handshake failure
+    subject=/CN=client.test
+    issuer=/CN=Harness Test CA
+    unknown[127.0.0.1]: depth=0 verify=1 subject=/CN=client.test
+    unknown[127.0.0.1]: subject_CN=client.test, issuer=Harness Test CA, fingerprint=..., pkey_fingerprint=...
+    unknown[127.0.0.1]: save session 9C1F0E6A2B...&s=127.0.0.1:25&l=805306672 to smtpd cache
+    unknown[127.0.0.1]: Issuing session ticket, key expiration: 1796168053
+    unknown[127.0.0.1]: Reusing old session (RFC 5077 session ticket)
+    read from 56419D1FEA60 [56419D21AB83] (5 bytes => 5 (0x5))
+    0000 16 03 01 02                                      ....
+    0004 - <SPACES/NULLS>
+    Read 27 chars: EHLO s9-00001.client.test??
 
 Known lines that carry no TLS evidence::
 
@@ -36,6 +59,7 @@ from . import tls
 from .common import (
     DIAGNOSTIC,
     DIGITS,
+    EHLO_DISCARD,
     KV_VALUE,
     PEER,
     QUEUE_ID,
@@ -100,7 +124,7 @@ LOST = Rule.define(
     + (lit("lost connection") | lit("timeout") | lit("too many errors"))("reason")
     + lit(" after ")
     + pp.Word(pp.alphas + "-_")("after")
-    + pp.Opt(lit(" (") + DIGITS("bytes") + lit(" bytes)"))
+    + pp.Opt(lit(" (") + pp.Opt(lit("approximately ")) + DIGITS("bytes") + lit(" bytes)"))
     + lit(" from ")
     + PEER("peer"),
     samples=[
@@ -108,6 +132,7 @@ LOST = Rule.define(
          {"queue_id": None, "reason": "lost connection", "after": "STARTTLS", "peer": "unknown[72.13.58.7]"}),
         ("NOQUEUE: lost connection after STARTTLS from unknown[203.0.113.9]", {"queue_id": "NOQUEUE"}),
         ("lost connection after DATA (2048 bytes) from unknown[203.0.113.13]", {"bytes": "2048"}),
+        ("lost connection after DATA (approximately 0 bytes) from unknown[185.106.121.100]", {"bytes": "0"}),
         ("NOQUEUE: too many errors after RCPT from unknown[203.0.113.10]", {"reason": "too many errors"}),
         ("timeout after END-OF-MESSAGE from unknown[203.0.113.10]", {"after": "END-OF-MESSAGE"}),
     ],
@@ -152,16 +177,12 @@ PIPELINING = Rule.define(
               {"after": "EHLO"})],
 )
 
-EHLO_DISCARD = Rule.define(
-    "ehlo_discard",
-    lit("discarding EHLO keywords: ") + REST("keywords"),
-    samples=[("discarding EHLO keywords: ETRN", {"keywords": "ETRN"})],
-)
-
 #: Per-message lines of other shapes (``proxy-reject``, ``filter``...): known, no TLS evidence.
+#: Like ``smtp.DELIVERY_NOTE`` it never takes a delivery-looking ``QUEUEID: to=`` line (smtpd
+#: writes none; in the tag-less rule lists such a line is a damaged delivery, to be counted).
 QUEUE_NOTE = Rule.define(
     "queue_note",
-    QUEUE_ID_OR_NOQUEUE("queue_id") + lit(": ") + REST("note"),
+    QUEUE_ID_OR_NOQUEUE("queue_id") + lit(": ") + ~lit("to=") + REST("note"),
     samples=[("NOQUEUE: proxy-reject: END-OF-MESSAGE: 451 4.3.0 try again", {"queue_id": "NOQUEUE"})],
 )
 
@@ -174,6 +195,7 @@ RULES = [
     TLS_ABORT,
     ACTION,
     *tls.RULES[1:],
+    *tls.DETAIL_RULES,
     PIPELINING,
     EHLO_DISCARD,
     DIAGNOSTIC,

@@ -7,6 +7,14 @@ tlsproxy serves many clients per process, so its lines are keyed by ``[addr]:por
     Anonymous TLS connection established from [192.0.2.7]:51234: TLSv1.3 with cipher ...
     TLS handshake failed for service=smtpd peer=[192.0.2.8]:40000
     DISCONNECT [192.0.2.7]:51234
+
+With ``smtp_tls_loglevel`` (client role) or ``tlsproxy_tls_loglevel`` (server role) 2 to 4 it
+writes the same TLS library detail as smtp and smtpd (``grammars.tls.DETAIL_RULES``)::
+
+    setting up TLS connection to 127.0.0.1[127.0.0.1]:36035
+    looking for session smtp&[127.0.0.1]:36035&127.0.0.1&127.0.0.1&&5D0E7C in smtp cache
+    SSL_connect:SSLv3/TLS read server session ticket
+    127.0.0.1[127.0.0.1]:36035: Reusing old session
 """
 
 from __future__ import annotations
@@ -38,4 +46,12 @@ HANDSHAKE_FAILED = Rule.define(
               {"service": "smtpd", "peer": "[192.0.2.8]:40000"})],
 )
 
-RULES = [PROXY_CONNECT, PROXY_DISCONNECT, *tls.RULES, HANDSHAKE_FAILED, DIAGNOSTIC, tls.PEER_NOTE]
+RULES = [
+    PROXY_CONNECT,
+    PROXY_DISCONNECT,
+    *tls.RULES,
+    HANDSHAKE_FAILED,
+    *tls.DETAIL_RULES,
+    DIAGNOSTIC,
+    tls.PEER_NOTE,
+]

@@ -63,6 +63,12 @@ CONSTRUCTS = [
     (pp.FollowedBy(pp.Literal("a")) + pp.Word(pp.alphas)("w"), ["abc", "bc"]),
     (~pp.Literal("no") + pp.Word(pp.alphas)("w"), ["yes", "nope"]),
     (pp.OneOrMore(pp.Word(pp.nums)("d") + pp.Opt(pp.Literal(","))), ["1,2,3", "1,2,", ""]),
+    # a lookbehind sees the text before the element, on both paths (smtp's damaged recipient)
+    (pp.Literal("to=") + pp.Opt(pp.Literal("<")) + pp.Regex(r"(?<=<)[^>]*|(?<!<)[^,]*")("r")
+     + pp.Opt(pp.Literal(">")), ["to=<a@b>", "to=a@b", "to=<a@b", "to=a@b>", "to=<>", "to="]),
+    # a lookahead to the end of the text inside a Regex, then more elements (damaged reason)
+    (pp.Regex(r"\((?P<reason>.*(?=\),*\Z)|.*)\)?,*") + pp.Regex(r",*"),
+     ["(a)", "(a),,", "(a", "(a) b", "(a (b)),", "(", ""]),
 ]
 
 
