@@ -31,10 +31,15 @@ Expected values (truth -> export), one tuple of accepted values per field
   trust, protocol: the expected values when the session is tls, else null. Sink items: the sink's view
     (``sink_expected_trust``). cipher: ``expected_cipher``, or any string when the truth leaves it to the
     library. cipher_bits: 256/128 read off the cipher name, else any int; null without TLS.
+  ``tls_loglevel`` is read per row (the level in effect for that session: a log may change it with a
+    reload; a row without one is level 1, as in the older realpostfix samples). Levels 1 to 4 are checked
+    alike: they all log the same summary lines (2 to 4 only add OpenSSL state, certificate and hex-dump
+    lines). Any other value is an error (ValueError), never a silent default.
   ``tls_loglevel == 0``: no "TLS connection established" lines exist, so trust/protocol/cipher/bits may be
     null; inbound encryption stays strict (the ``disconnect ... starttls=`` counter shows it) except
     implicit TLS (no counter: unknown accepted); outbound encryption may be unknown (a successful client
-    STARTTLS leaves no trace at loglevel 0).
+    STARTTLS leaves no trace at loglevel 0). Rows at level >= 1 accept none of these, also when other
+    parts of the same log are at level 0.
   kind, service (from ``listener`` / ``sink``), peer_ip, peer_name (inbound; "unknown" or null),
   peer_port (outbound), ip_version, queue_ids (inbound: contains the queue id, or empty when no message
   was sent), recipient, recipient_domain, status (sent/deferred), dsn, relay, start (inside the window).
@@ -231,8 +236,19 @@ def _tls_details(tls: bool, trust: str | None, protocol: str | None, cipher: str
     return details
 
 
+TLS_LOGLEVELS = (0, 1, 2, 3, 4)  # smtpd_tls_loglevel / smtp_tls_loglevel values Postfix documents
+
+
+def _loglevel(row: Mapping[str, Any]) -> int:
+    """The TLS log level in effect for this row's session (1 when the row does not say)."""
+    level = row.get("tls_loglevel", 1)
+    if not isinstance(level, int) or isinstance(level, bool) or level not in TLS_LOGLEVELS:
+        raise ValueError(f"truth row {row.get('id')!r}: tls_loglevel {level!r} is not one of {TLS_LOGLEVELS}")
+    return int(level)
+
+
 def _loglevel0(row: Mapping[str, Any]) -> bool:
-    return bool(row.get("tls_loglevel", 1) == 0)
+    return _loglevel(row) == 0
 
 
 def _inbound_encryption(row: Mapping[str, Any]) -> Accepted:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import select
 import socket
@@ -106,23 +107,38 @@ def run_swaks(args: list[str]) -> dict[str, Any]:
 
 
 def run_s_client(host: str, port: int, suite: str, helo: str, commands: list[str]) -> dict[str, Any]:
-    """A TLS 1.3 session with a chosen cipher suite (swaks cannot choose 1.3 suites): openssl s_client."""
+    """A TLS 1.3 session with a chosen cipher suite (swaks cannot choose 1.3 suites): openssl s_client.
+
+    One command at a time (no command pipelining): each is sent once the reply to the one before is complete
+    (its last line ``NNN text``), each wait bounded by SWAKS_TIMEOUT and the whole client by CLIENT_TIMEOUT.
+    """
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     cmd = ["openssl", "s_client", "-brief", "-starttls", "smtp", "-name", helo, "-connect", target, "-tls1_3",
            "-ciphersuites", suite, "-crlf", "-ign_eof"]
     obs: dict[str, Any] = {"client_tool": "openssl s_client"}
+    out = bytearray()
     with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as p:
-        assert p.stdin is not None
+        assert p.stdin is not None and p.stdout is not None
+        deadline = time.monotonic() + CLIENT_TIMEOUT
+        fd = p.stdout.fileno()
         try:
-            for command in commands:  # one at a time: no command pipelining
-                time.sleep(0.2)
+            # after the handshake (-brief prints "Ciphersuite: ..."), OpenSSL 3.0 prints the last line of the
+            # EHLO reply it read before STARTTLS ("250 CHUNKING"): wait for it, so it answers no command of ours
+            if _read_until(fd, out, 0, CIPHERSUITE_LINE, min(deadline, time.monotonic() + SWAKS_TIMEOUT)):
+                marker = CIPHERSUITE_LINE.search(out)
+                _read_until(fd, out, marker.end() if marker else 0, FINAL_REPLY_LINE, time.monotonic() + 1)
+            for command in commands:
+                seen = len(out)
                 p.stdin.write(command.encode() + b"\n")
                 p.stdin.flush()
-            out, _ = p.communicate(timeout=CLIENT_TIMEOUT)
-            obs["client_rc"] = p.returncode
+                if not _read_until(fd, out, seen, FINAL_REPLY_LINE, min(deadline, time.monotonic() + SWAKS_TIMEOUT)):
+                    obs["client_error"] = f"no complete reply to {command.split()[0]!r}"
+                    break
+            p.stdin.close()
+            _read_until(fd, out, len(out), None, deadline)  # to EOF: the server closes after QUIT
+            obs["client_rc"] = p.wait(timeout=max(0.1, deadline - time.monotonic()))
         except (subprocess.TimeoutExpired, BrokenPipeError) as e:
             p.kill()
-            out, _ = p.communicate()
             obs["client_error"] = repr(e)[:200]
     text = out.decode(errors="replace")
     obs["client_replies"] = re.findall(r"^(\d{3}) ", text, re.M)
@@ -131,6 +147,26 @@ def run_s_client(host: str, port: int, suite: str, helo: str, commands: list[str
         if m:
             obs[key] = m.group(1)
     return obs | _queued(text)
+
+
+FINAL_REPLY_LINE = re.compile(rb"^\d{3} [^\n]*\n", re.M)
+CIPHERSUITE_LINE = re.compile(rb"^Ciphersuite: [^\n]*\n", re.M)
+
+
+def _read_until(fd: int, out: bytearray, since: int, pattern: re.Pattern[bytes] | None, deadline: float) -> bool:
+    """Read into ``out`` until ``pattern`` occurs after offset ``since`` (None: until EOF).
+
+    False on timeout, and on EOF before the pattern.
+    """
+    while pattern is None or not pattern.search(out, since):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return False
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return pattern is None
+        out += chunk
+    return True
 
 
 def run_raw(host: str, port: int, source: str | None, helo: str, mode: str) -> dict[str, Any]:

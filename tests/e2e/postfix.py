@@ -1,19 +1,23 @@
-"""A private Postfix instance on loopback: Debian packages, configuration, start, queue watching, stop.
+"""A private Postfix instance on loopback: Debian packages, configuration, start, queue watching, reload, stop.
 
 Nothing here touches the system instance: ``/etc/postfix/main.cf`` is never read or written. Everything
 (configuration, queue, data directory, the maillog written by postlogd) lives in one work directory, and
-``postfix -c DIR`` runs the instance. With the debconf answer "No configuration" the Debian package
-creates no ``/etc/postfix/main.cf``, and its init script exits early without one, so installing does not
-start a system Postfix (a ``policy-rc.d`` that denies starts, as in containers, is not needed either).
+``postfix -c DIR`` runs the instance. Its ports are a free block chosen at random when it starts
+(:func:`reserve_ports`), so several instances (other runs, other programs) can be up at the same time.
+With the debconf answer "No configuration" the Debian package creates no ``/etc/postfix/main.cf``, and its
+init script exits early without one, so installing does not start a system Postfix (a ``policy-rc.d`` that
+denies starts, as in containers, is not needed either).
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +36,11 @@ HOSTNAME = "mx.local.test"
 LOCAL_USERS = ("alice", "bob", "carol", "postmaster")
 SASL_USERS = {"alice@local.test": "secret-alice", "bob@local.test": "secret-bob"}
 CACHE_TTL_SECONDS = 3  # how long an idle cached outbound connection stays open (scache and smtp limit)
+RELOAD_TIMEOUT = 20  # a reload taking effect and the old smtpd/smtp/tlsproxy processes going away
+PORT_ATTEMPTS = 50  # random port blocks tried before giving up
+RELOAD_MARK = "]: reload -- version "  # the master's line when a reload takes effect
+TLS_LOGGING_DAEMONS = ("smtpd", "smtp", "tlsproxy")
+START_ATTEMPTS = 4  # starts tried (each with a fresh block) when a port is taken between the check and the bind
 
 
 class Unavailable(Exception):
@@ -109,6 +118,57 @@ class Ports:
         return [self.mx, self.ccert, self.submission, self.msa, self.smtps,
                 self.sink_tls, self.sink_plain, self.sink_selfsigned, self.sink_tls12]
 
+    def needed(self) -> list[int]:
+        """Every port of the block: the listeners and the one that must refuse connections."""
+        return [*self.listening(), self.dead]
+
+
+BLOCK = 20  # ports base .. base+19
+_reserved: set[int] = set()  # bases handed out in this process and not yet released (concurrent runs)
+_reserved_lock = threading.Lock()
+
+
+def _port_range() -> tuple[int, int]:
+    """Where to look for a block: high ports outside the kernel's ephemeral range.
+
+    Outgoing connections (swaks, the Postfix SMTP client) take their source ports from the ephemeral range,
+    so a listener there could collide with one of them; below it (or above it) nothing is handed out.
+    """
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    if low - 15000 >= 2000:
+        return 15000, low - BLOCK
+    if 65535 - high >= 2000:
+        return high + 1, 65535 - BLOCK
+    return 20000, 60000 - BLOCK  # no room outside: collisions are still caught by the checks and retries
+
+
+def reserve_ports(rng: random.Random | None = None) -> Ports:
+    """A free block at a random base: every port it needs is bindable on 127.0.0.1 and on ::1 right now.
+
+    Bases already reserved by this process (runs going on in other threads) are skipped; release with
+    :func:`release_ports`. Another program can still take a port before Postfix binds it: the start retries.
+    """
+    rng = rng or random.SystemRandom()
+    low, high = _port_range()
+    with _reserved_lock:
+        for _ in range(PORT_ATTEMPTS):
+            base = rng.randrange(low, high)
+            if any(abs(base - other) < BLOCK for other in _reserved):
+                continue
+            ports = Ports(base)
+            if all(_port_free(port) for port in ports.needed()):
+                _reserved.add(base)
+                return ports
+    raise Unavailable(f"no free block of {BLOCK} loopback ports found in {PORT_ATTEMPTS} tries ({low}-{high})")
+
+
+def release_ports(ports: Ports) -> None:
+    with _reserved_lock:
+        _reserved.discard(ports.base)
+
 
 # Outbound policy per recipient domain: (transport, next-hop address, sink port attribute).
 ROUTES = {
@@ -141,12 +201,16 @@ def _listener(address: str, port: int, name: str, *options: str) -> str:
 class PostfixInstance:
     """One private Postfix (``postfix -c DIR``) with the driver-facing listeners and the loopback sinks."""
 
-    def __init__(self, workdir: Path, pki: Pki, base_port: int, tls_loglevel: int) -> None:
-        self.workdir, self.pki, self.ports, self.tls_loglevel = workdir, pki, Ports(base_port), tls_loglevel
+    def __init__(self, workdir: Path, pki: Pki, tls_loglevel: int) -> None:
+        self.workdir, self.pki, self.tls_loglevel = workdir, pki, tls_loglevel
+        self.ports = Ports(0)  # chosen at start (reserve_ports)
         self.config_dir = workdir / "etc"
         self.queue_dir = workdir / "spool"
         self.maillog = workdir / "maillog"
+        self.start_attempts = 0
         self._started = False
+        self._reserved: Ports | None = None
+        self._guards: list[socket.socket] = []
 
     # ------------------------------------------------------------ configuration
     def write_config(self) -> None:
@@ -156,11 +220,26 @@ class PostfixInstance:
         shutil.chown(self.workdir / "data", "postfix", "postfix")
         self.workdir.chmod(0o755)
         (self.config_dir / "main.cf").write_text(self._main_cf())
-        (self.config_dir / "master.cf").write_text(self._master_cf())
         (self.config_dir / "local_users").write_text("".join(f"{u}@local.test x\n" for u in LOCAL_USERS))
-        (self.config_dir / "transport").write_text(self._transport())
         (self.config_dir / "cache_destinations").write_text("127.0.0.1 yes\n::1 yes\n")
         self._write_sasl()
+
+    def write_port_config(self) -> None:
+        """The files that name ports: rewritten for each block tried."""
+        (self.config_dir / "master.cf").write_text(self._master_cf())
+        (self.config_dir / "transport").write_text(self._transport())
+        self._cool_down()
+
+    def _cool_down(self) -> None:
+        """Date the configuration files a minute back.
+
+        Postfix reads a file that changed in the last second or two as "hot" and pauses (300 ms at a time)
+        until it has cooled down: 1.5 to 2.5 s for every ``postfix start`` or ``reload`` right after writing it.
+        """
+        past = time.time() - 60
+        for path in self.config_dir.rglob("*"):
+            if path.is_file():
+                os.utime(path, (past, past))
 
     def _main_cf(self) -> str:
         c, pki, level = self.config_dir, self.pki, self.tls_loglevel
@@ -301,31 +380,64 @@ postlog unix-dgram n - n - 1 postlogd
                               env={**os.environ, "PATH": SBIN_PATH})
 
     def start(self) -> None:
-        """Check the ports are free, start, and wait until every listener is bound.
+        """Pick a free port block, start, and wait until every listener is bound.
 
-        Readiness is read from /proc/net (LISTEN sockets), never by connecting: a probe connection would be
-        an SMTP session in the log that the truth does not describe.
+        The block is chosen at random among free ones (:func:`reserve_ports`); when a port is taken between
+        that check and Postfix's bind (``Address already in use``), the instance is stopped and started again
+        on a fresh block. Readiness is read from /proc/net (LISTEN sockets), never by connecting: a probe
+        connection would be an SMTP session in the log that the truth does not describe.
         """
-        busy = [port for port in [*self.ports.listening(), self.ports.dead] if not _port_free(port)]
-        if busy:
-            raise Unavailable(f"loopback ports already in use: {busy}")
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self.start_attempts = attempt
+            self.ports = self._reserved = reserve_ports()
+            self.write_port_config()
+            try:
+                self._start_once()
+                return
+            except _PortTaken as e:
+                self.stop()
+                if attempt == START_ATTEMPTS:
+                    raise Unavailable(f"loopback ports taken at start {START_ATTEMPTS} times; last: {e}") from None
+                self.maillog.unlink(missing_ok=True)  # the log holds only the instance that ran
+
+    def _start_once(self) -> None:
+        self._hold_dead_port()
         self._started = True  # from here on stop() must run, even if start fails half way
         done = self._postfix("start", timeout=START_TIMEOUT)
         if done.returncode != 0:
-            raise Unavailable(f"postfix start failed: {self._last_fatal() or done.stderr.strip() or '?'}")
+            fatals = self._fatals()
+            taken = [f for f in fatals if "address already in use" in f.lower()]
+            if taken:  # "fatal: bind ::1 port N: Address already in use", then "mail system startup failed"
+                raise _PortTaken(taken[0])
+            raise Unavailable(f"postfix start failed: {(fatals or [done.stderr.strip() or '?'])[-1]}")
         deadline = time.monotonic() + START_TIMEOUT
         while not set(self.ports.listening()) <= _listening_ports():
             if time.monotonic() > deadline:
-                raise Unavailable("postfix started but its listeners are not bound")
-            time.sleep(0.1)
+                raise _PortTaken("postfix started but its listeners are not bound")
+            time.sleep(0.05)
 
-    def _last_fatal(self) -> str | None:
-        """Postfix reports start-up errors in its own log, not on stderr."""
+    def _hold_dead_port(self) -> None:
+        """Keep the "connection refused" port bound (not listening) for the whole run.
+
+        A bound socket that does not listen answers every connection with a reset, and without SO_REUSEADDR
+        nobody else can bind the port meanwhile: dead.example stays refused whatever else runs here.
+        """
+        for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            guard = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                guard.bind((address, self.ports.dead))
+            except OSError as e:
+                guard.close()
+                raise _PortTaken(f"port {self.ports.dead} on {address}: {e}") from None
+            self._guards.append(guard)
+
+    def _fatals(self) -> list[str]:
+        """Postfix reports start-up errors in its own log, not on stderr: its ``fatal:`` messages, in order."""
         try:
             lines = self.maillog.read_text(errors="replace").splitlines()
         except OSError:
-            return None
-        return next((line.split(": ", 1)[-1] for line in reversed(lines) if "fatal:" in line), None)
+            return []
+        return [line.split(": ", 1)[-1] for line in lines if "fatal:" in line]
 
     def master_pid(self) -> int | None:
         try:
@@ -334,7 +446,18 @@ postlog unix-dgram n - n - 1 postlogd
             return None
 
     def stop(self) -> None:
-        """``postfix stop``; if the master survives, kill only the PID from its own pid file."""
+        """``postfix stop``; if the master survives, kill only the PID from its own pid file. Frees the ports."""
+        try:
+            self._stop_postfix()
+        finally:
+            for guard in self._guards:
+                guard.close()
+            self._guards.clear()
+            if self._reserved is not None:
+                release_ports(self._reserved)
+                self._reserved = None
+
+    def _stop_postfix(self) -> None:
         if not self._started:
             return
         self._started = False
@@ -345,7 +468,7 @@ postlog unix-dgram n - n - 1 postlogd
             return
         deadline = time.monotonic() + STOP_TIMEOUT
         while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.05)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
 
@@ -360,6 +483,70 @@ postlog unix-dgram n - n - 1 postlogd
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # ------------------------------------------------------------ TLS log level changes
+    def set_tls_loglevel(self, level: int) -> None:
+        """Change ``smtpd_tls_loglevel`` and ``smtp_tls_loglevel`` together and make it take effect.
+
+        ``postconf -e`` then ``postfix reload``. On reload the master re-reads its configuration and ends
+        its children; new ones read the new main.cf. To keep every session on one side of the change: wait
+        until the instance is idle first (no mail in the queue, every smtpd session logged its disconnect),
+        then, after the reload, until the master logged ``reload --`` and every smtpd, smtp and tlsproxy
+        process of before the reload has exited.
+        """
+        self.wait_idle()
+        old = {pid for pid, name in self.children().items() if name in TLS_LOGGING_DAEMONS}
+        reloads = self.maillog_text().count(RELOAD_MARK)
+        postconf = [_which("postconf") or "postconf", "-c", str(self.config_dir), "-e",
+                    f"smtpd_tls_loglevel = {level}", f"smtp_tls_loglevel = {level}"]
+        subprocess.run(postconf, check=True, capture_output=True, timeout=30, env={**os.environ, "PATH": SBIN_PATH})
+        self._cool_down()
+        done = self._postfix("reload", timeout=RELOAD_TIMEOUT)
+        if done.returncode != 0:
+            raise RuntimeError(f"postfix reload failed: {done.stderr.strip() or done.stdout.strip()}")
+        deadline = time.monotonic() + RELOAD_TIMEOUT
+        while self.maillog_text().count(RELOAD_MARK) <= reloads or any(_alive(pid) for pid in old):
+            if time.monotonic() > deadline:
+                left = sorted(pid for pid in old if _alive(pid))
+                raise RuntimeError(f"reload to TLS log level {level} not done after {RELOAD_TIMEOUT} s "
+                                   f"(old processes left: {left})")
+            time.sleep(0.05)
+        self.tls_loglevel = level
+
+    def wait_idle(self, timeout: float = RELOAD_TIMEOUT) -> None:
+        """Until no mail waits for delivery and every smtpd ``connect from`` has its ``disconnect from``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.maillog_text()
+            if not self.busy() and text.count("]: connect from ") == text.count("]: disconnect from "):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"instance not idle after {timeout} s")
+            time.sleep(0.05)
+
+    def maillog_text(self) -> str:
+        try:
+            return self.maillog.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def children(self) -> dict[int, str]:
+        """The master's child processes: pid -> command name."""
+        master = self.master_pid()
+        found: dict[int, str] = {}
+        if master is None:
+            return found
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                stat = (proc / "stat").read_text()
+            except OSError:
+                continue
+            name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+            if int(rest[1]) == master:
+                found[int(proc.name)] = name
+        return found
 
     # ------------------------------------------------------------ queue observations
     def queue_state(self, queue_id: str) -> str:
@@ -384,10 +571,14 @@ postlog unix-dgram n - n - 1 postlogd
         return any(any((self.queue_dir / d).rglob("*")) for d in ("maildrop", "incoming", "active"))
 
 
+class _PortTaken(Exception):
+    """A port of the block was taken after it was checked: start again on another block."""
+
+
 def _port_free(port: int) -> bool:
+    """Bindable on 127.0.0.1 and on ::1, without SO_REUSEADDR (so a port in any use, even TIME_WAIT, is busy)."""
     for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
         with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((address, port))
             except OSError:
