@@ -19,6 +19,13 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 REAL_SAMPLES = sorted(p for p in (SAMPLES / "realpostfix").iterdir() if (p / "truth.jsonl").exists())
 
 
+def maillogs(sample: Path) -> list[Path]:
+    """A sample's log files, oldest first (``maillog.1.gz maillog`` for a rotated pair)."""
+    from tlslog.sources import rotation_order
+
+    return [Path(p) for p in rotation_order(sorted(str(p) for p in sample.glob("maillog*")))]
+
+
 @pytest.fixture(autouse=True)
 def _no_colour_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The developer's terminal settings must not leak into rendered output."""
@@ -39,6 +46,21 @@ class Run:
     code: int
     stdout: str
     stderr: str
+
+
+def tlslog(*args: str, stdin: bytes | None = None, env: dict | None = None) -> Run:
+    """Run a command in this process (typer's test runner): exit code, stdout, stderr.
+
+    The default for CLI tests; `run_tlslog` is for what only a real process shows (signals,
+    pipes, the console entry point, peak memory).
+    """
+    from typer.testing import CliRunner
+
+    from tlslog.cli import app
+
+    result = CliRunner().invoke(app, list(args), input=stdin if stdin is not None else b"", env=env,
+                                catch_exceptions=False, prog_name="tlslog")
+    return Run(result.exit_code, result.stdout, result.stderr)
 
 
 def run_tlslog(*args: str, stdin: bytes | None = None, timeout: float = 120, env: dict | None = None) -> Run:

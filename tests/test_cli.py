@@ -1,38 +1,54 @@
-"""The command line as a user runs it: outputs, golden renderings, exit codes."""
+"""The command line as a user runs it: outputs, golden renderings and exports, exit codes.
+
+Commands run in this process (`tlslog` fixture of conftest); only the console entry point is
+started as a real process here. Golden files are whole outputs on the bundled samples, named as
+a user would (relative paths from the repository root): a change in any output is a diff.
+"""
 
 from __future__ import annotations
 
 import csv
-import sys
 import gzip
 import io
 import json
+import sys
 
 import pytest
 
-from tlslog import __version__
-from tlslog.frames import period, session_frame
-from tlslog.pipeline import Options, analyze
-from tlslog.render import EXPORT_FIELDS, report_renderable
-from tlslog.report import build_report
+from tlslog import __version__, schema
+from tlslog.render import EXPORT_FIELDS
 
-from .conftest import REAL_SAMPLES, SAMPLES, golden, make_console, run_tlslog
+from .conftest import REAL_SAMPLES, ROOT, SAMPLES, golden, maillogs, run_tlslog, tlslog
 
 LOG = SAMPLES / "realpostfix" / "default" / "maillog"
+#: The export contract of the first release, in order (README, "Output contracts").
 CONTRACT_FIELDS = [
     "kind", "start", "end", "host", "service", "pid", "peer_name", "peer_ip", "peer_port", "ip_version",
     "encryption", "trust", "protocol", "cipher", "cipher_bits", "queue_ids",
     "recipient", "recipient_domain", "relay", "status", "dsn",
+    "evidence", "key_exchange", "sni", "conn_use", "tls_feature", "sasl_method", "sasl_username",
+    "complete", "line",
 ]  # fmt: skip
+#: Samples small enough to keep their whole session exports as golden files.
+EXPORT_SAMPLES = [p for p in REAL_SAMPLES if p.name.startswith("e2e-")]
 
 
-def test_version():
+def relative(sample) -> list[str]:  # noqa: ANN001
+    return [str(path.relative_to(ROOT)) for path in maillogs(sample)]
+
+
+@pytest.fixture(autouse=True)
+def _in_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def test_version_from_the_console_entry_point():
     run = run_tlslog("--version")
     assert (run.code, run.stdout) == (0, f"tlslog {__version__}\n")
 
 
 def test_help_lists_commands_and_examples():
-    run = run_tlslog("--help")
+    run = tlslog("--help")
     assert run.code == 0
     for text in ("report", "sessions", "unparsed", "zcat maillog.*.gz | tlslog report", "journalctl -u postfix"):
         assert text in run.stdout
@@ -40,81 +56,123 @@ def test_help_lists_commands_and_examples():
 
 @pytest.mark.parametrize("sample", REAL_SAMPLES, ids=[p.name for p in REAL_SAMPLES])
 def test_report_table_golden(sample):
-    """The whole rendered report, fixed width: a change in the report is a visible diff."""
-    analysis = analyze([str(sample / "maillog")], Options(jobs=1, year=2026))
-    console, out = make_console(width=100)
-    console.print(report_renderable(build_report(frame := session_frame(analysis), analysis.stats, period=period(analysis, frame))))
-    golden(f"report-{sample.name}.txt", out.getvalue())
+    """The whole rendered report at 160 columns (what a pipe gets)."""
+    run = tlslog("report", *relative(sample), "--year", "2026")
+    assert (run.code, run.stderr) == (0, "")
+    golden(f"report-{sample.name}.txt", run.stdout)
 
 
-def test_report_command_output_golden():
-    run = run_tlslog("report", str(LOG), "--year", "2026")
-    assert run.code == 0 and run.stderr == ""
-    golden("report-command-default.txt", run.stdout)
+@pytest.mark.parametrize("sample", REAL_SAMPLES, ids=[p.name for p in REAL_SAMPLES])
+def test_report_json_golden(sample):
+    run = tlslog("report", *relative(sample), "--year", "2026", "--format", "json")
+    assert (run.code, run.stderr) == (0, "")
+    golden(f"report-{sample.name}.json", run.stdout)
+
+
+@pytest.mark.parametrize("sample", EXPORT_SAMPLES, ids=[p.name for p in EXPORT_SAMPLES])
+@pytest.mark.parametrize("format", ["jsonl", "csv"])
+def test_sessions_export_golden(sample, format):
+    run = tlslog("sessions", *relative(sample), "--year", "2026", "--format", format)
+    assert (run.code, run.stderr) == (0, "")
+    golden(f"sessions-{sample.name}.{format}", run.stdout)
 
 
 def test_report_json_contract():
-    run = run_tlslog("report", str(LOG), "--format", "json")
+    run = tlslog("report", str(LOG), "--format", "json", "--year", "2026")
     assert run.code == 0
     report = json.loads(run.stdout)
+    assert [report[d]["total"] for d in ("inbound", "outbound")] == [308, 60]
     for direction in ("inbound", "outbound"):
         block = report[direction]
-        assert set(block) >= {"total", "tls", "plaintext", "tls_failed", "unknown", "coverage"}
+        assert list(block)[:6] == ["total", "tls", "plaintext", "tls_failed", "unknown", "coverage"]
         assert block["total"] == block["tls"] + block["plaintext"] + block["tls_failed"] + block["unknown"]
         assert block["coverage"] == pytest.approx(block["tls"] / (block["total"] - block["unknown"]))
-    assert set(report["by_ip_version"]) >= {"4", "6"}
-    assert set(report["lines"]) >= {"read", "postfix", "unparsed"}
+        assert list(block["by_ip_version"])[:2] == ["4", "6"]
+    assert list(report["by_ip_version"]) == ["4", "6"]
+    assert list(report["lines"]) == ["read", "postfix", "parsed", "unparsed", "other", "unrecognized", "duplicate",
+                                     "invalid_utf8", "tls_detail"]
     assert sum(report["by_protocol"].values()) == report["inbound"]["tls"] + report["outbound"]["tls"]
 
 
+@pytest.mark.parametrize("log", [
+    "Nov 25 10:00:00 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]\n"
+    "Nov 25 10:00:01 mx postfix/smtpd[1]: disconnect from unknown[192.0.2.1] ehlo=1 quit=1 commands=2\n",
+    "Nov 25 10:00:00 mx dovecot: imap-login: nothing of Postfix at all\n",
+    "",
+], ids=["no-tls-no-ipv6", "no-sessions", "empty"])
+def test_report_contract_on_logs_without_ipv6_or_tls(log, tmp_path):
+    """Keys never disappear because a count is 0 (``by_ip_version`` always has "4" and "6")."""
+    path = tmp_path / "maillog"
+    path.write_text(log, encoding="utf-8")
+    report = json.loads(tlslog("report", str(path), "--format", "json").stdout)
+    inbound = 1 if log.count("connect from") else 0
+    assert report["by_ip_version"] == {"4": inbound, "6": 0}
+    for direction, total in (("inbound", inbound), ("outbound", 0)):
+        assert report[direction]["by_ip_version"] == {"4": total, "6": 0}
+        assert (report[direction]["total"], report[direction]["tls"]) == (total, 0)
+        assert report[direction]["coverage"] == (0.0 if total else None)
+        assert report[direction]["by_protocol"] == {} and report[direction]["by_trust"] == {}
+    assert report["by_protocol"] == {} and report["by_trust"] == {}
+    assert report["period"] == ({"first": "2026-11-25T10:00:00", "last": "2026-11-25T10:00:00"} if inbound else None)
+
+
 def test_sessions_jsonl_contract():
-    run = run_tlslog("sessions", str(LOG), "--format", "jsonl")
+    run = tlslog("sessions", str(LOG), "--format", "jsonl")
     assert run.code == 0
     rows = [json.loads(line) for line in run.stdout.splitlines()]
     assert len(rows) == 368
+    assert list(EXPORT_FIELDS)[: len(CONTRACT_FIELDS)] == CONTRACT_FIELDS
+    assert list(EXPORT_FIELDS) == [c.name for c in schema.SESSION if c.export]
     for row in rows:
-        assert list(row)[: len(CONTRACT_FIELDS)] == CONTRACT_FIELDS
         assert list(row) == list(EXPORT_FIELDS)
         assert row["kind"] in ("inbound", "outbound")
         assert row["encryption"] in ("tls", "plaintext", "tls-failed", "unknown")
         assert row["ip_version"] in (4, 6)
-        assert isinstance(row["queue_ids"], list)
+        assert isinstance(row["queue_ids"], list) and isinstance(row["messages"], int)
+        assert row["source"] == str(LOG)
     assert [r["line"] for r in rows] == sorted(r["line"] for r in rows)
 
 
-def test_sessions_csv_has_the_same_rows():
-    run = run_tlslog("sessions", str(LOG), "--format", "csv")
-    rows = list(csv.DictReader(io.StringIO(run.stdout)))
-    assert len(rows) == 368 and list(rows[0]) == list(EXPORT_FIELDS)
+def test_sessions_csv_has_the_same_rows_as_jsonl():
+    rows = list(csv.DictReader(io.StringIO(tlslog("sessions", str(LOG), "--format", "csv").stdout)))
+    records = [json.loads(line) for line in tlslog("sessions", str(LOG), "--format", "jsonl").stdout.splitlines()]
+    assert len(rows) == len(records) == 368 and list(rows[0]) == list(EXPORT_FIELDS)
+    for row, record in zip(rows, records):
+        for name, value in record.items():
+            text = " ".join(value) if isinstance(value, list) else "" if value is None else str(value)
+            assert row[name] == text, name
 
 
 def test_sessions_table():
-    run = run_tlslog("sessions", str(LOG))
-    assert run.code == 0 and "TLSv1.3" in run.stdout and "plaintext" in run.stdout
+    run = tlslog("sessions", *relative(SAMPLES / "realpostfix" / "e2e-loglevel1"), "--year", "2026")
+    assert run.code == 0
+    golden("sessions-e2e-loglevel1.txt", run.stdout)
 
 
 def test_missing_file_is_reported_and_the_rest_still_analysed(tmp_path):
-    run = run_tlslog("report", str(tmp_path / "missing.log"), str(LOG), "--format", "json")
+    run = tlslog("report", str(tmp_path / "missing.log"), str(LOG), "--format", "json")
     assert run.code == 1
-    assert "missing.log: No such file or directory" in run.stderr
+    assert run.stderr == f"tlslog: {tmp_path / 'missing.log'}: No such file or directory\n"
     assert json.loads(run.stdout)["inbound"]["total"] == 308
 
 
 def test_damaged_gzip_exit_code(tmp_path):
     blob = gzip.compress(LOG.read_bytes())
     (tmp_path / "cut.gz").write_bytes(blob[:-100])
-    run = run_tlslog("report", str(tmp_path / "cut.gz"), "--format", "json")
+    run = tlslog("report", str(tmp_path / "cut.gz"), "--format", "json")
     assert run.code == 3
-    assert "ends early" in run.stderr
-    assert json.loads(run.stdout)["lines"]["read"] > 2000
+    assert run.stderr == f"tlslog: {tmp_path / 'cut.gz'}: gzip data ends early (file truncated?)\n"
+    read = json.loads(run.stdout)["lines"]["read"]
+    assert 2000 < read < 2086  # every whole line before the damage, and not more
 
 
 def test_strict_fails_on_unparsed_lines(tmp_path):
     path = tmp_path / "log"
     path.write_text(LOG.read_text() + "Nov 25 03:59:00 mx postfix/smtpd[1]: something new entirely\n")
-    assert run_tlslog("report", str(path), "--format", "json").code == 0
-    run = run_tlslog("report", str(path), "--format", "json", "--strict")
-    assert run.code == 4 and "1 lines were not understood" in run.stderr
+    assert tlslog("report", str(path), "--format", "json").code == 0
+    run = tlslog("report", str(path), "--format", "json", "--strict")
+    assert run.code == 4
+    assert run.stderr == "tlslog: --strict: 1 lines were not understood (see: tlslog unparsed FILES)\n"
 
 
 def test_unparsed_groups_lines_by_shape(tmp_path):
@@ -123,28 +181,46 @@ def test_unparsed_groups_lines_by_shape(tmp_path):
         "Nov 25 03:59:00 mx postfix/smtpd[1]: frobnicated 3 widgets from unknown[192.0.2.1]\n"
         "Nov 25 03:59:01 mx postfix/smtpd[2]: frobnicated 12 widgets from unknown[192.0.2.7]\n"
         "Nov 25 03:59:02 mx postfix/smtpd[2]: connect from unknown[192.0.2.7]\n"
+        "Nov 25 03:59:03 mx postfix/smtp[3]: 1A2B3C4D5E: to=<a@example.net>, relay=none, delay=1\n"
     )
-    run = run_tlslog("unparsed", str(path))
+    run = tlslog("unparsed", str(path))
     assert run.code == 0
-    assert run.stdout.splitlines()[0] == "       2  smtpd: frobnicated N widgets from unknown[ADDR]"
-    assert "line 1: postfix/smtpd: frobnicated 3 widgets" in run.stdout
-    assert "2 unparsed of 3 Postfix lines" in run.stderr
+    assert run.stdout == (
+        "       2  smtpd: frobnicated N widgets from unknown[ADDR]\n"
+        "          line 1: postfix/smtpd: frobnicated 3 widgets from unknown[192.0.2.1]\n"
+        "          line 2: postfix/smtpd: frobnicated 12 widgets from unknown[192.0.2.7]\n"
+        "       1  smtp: QUEUEID: to=<ADDR>, relay=none, delay=N\n"
+        "          line 4: postfix/smtp: 1A2B3C4D5E: to=<a@example.net>, relay=none, delay=1\n"
+    )
+    assert run.stderr == "tlslog: 3 unparsed of 4 Postfix lines (4 read)\n"
+
+
+def test_unparsed_golden_on_the_external_corpus():
+    """Every line shape of the public logs that no rule reads yet (README: send them in)."""
+    external = ROOT.parent / "shared" / "corpus" / "external"
+    if not external.is_dir():
+        pytest.skip(f"the external corpus is not beside the repository ({external})")
+    files = sorted(str(p.relative_to(ROOT.parent)) for p in external.rglob("*")
+                   if p.is_file() and p.suffix in ("", ".log", ".1", ".gz", ".lines", ".decomma", ".maillog")
+                   and p.name not in ("PROVENANCE.md", "tlslog.args"))
+    run = tlslog("unparsed", "--year", "2020", *(f"../{f}" for f in files))
+    assert run.code == 0
+    golden("unparsed-external.txt", run.stdout)
 
 
 def test_bad_option_is_a_usage_error():
-    run = run_tlslog("report", "--format", "yaml", str(LOG))
-    assert run.code == 2 and "yaml" in run.stderr and "Traceback" not in run.stderr
+    run = tlslog("report", "--format", "yaml", str(LOG))
+    assert run.code == 2 and "'yaml' is not one of 'table', 'json'" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_internal_errors_are_one_line_unless_debug(monkeypatch, capsys):
     """A bug must not greet the user with a traceback; ``--debug`` shows it."""
-    from tlslog import cli, pipeline
+    from tlslog import analysis, cli
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pipeline, "analyze", broken)
-    monkeypatch.setattr(cli, "analyze", broken)
+    monkeypatch.setattr(analysis, "analyze", broken)
     monkeypatch.setattr(cli, "_debug", False)  # restored after the test
     monkeypatch.setattr(sys, "argv", ["tlslog", "report", str(LOG)])
     with pytest.raises(SystemExit) as exit_info:

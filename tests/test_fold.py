@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tlslog.frames import session_frame
-from tlslog.pipeline import Options, analyze
+from tlslog.analysis import Options, analyze
 from tlslog.render import session_records
 
 TLS13 = "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519"
@@ -32,7 +31,7 @@ def rows(log: list[tuple], tmp_path, **options) -> list[dict]:
     path = tmp_path / "maillog"
     path.write_text(text, encoding="utf-8")
     analysis = analyze([str(path)], Options(jobs=1, year=2026, **options))
-    return list(session_records(session_frame(analysis)))
+    return list(session_records(analysis.sessions))
 
 
 def brief(row: dict) -> tuple:
@@ -262,3 +261,92 @@ def test_a_starttls_counter_means_not_implicit_tls(tmp_path):
            (2, SMTPS, f"connect from {B}"), (3, SMTPS, f"disconnect from {B} ehlo=2 starttls=1 quit=1 commands=4")]
     assert [brief(r)[:3] for r in rows(log, tmp_path)] == [
         ("inbound", "plaintext", "no-starttls-counter"), ("inbound", "tls", "starttls-counter")]
+
+
+def test_a_session_cut_off_at_the_start_without_counters_is_unknown(tmp_path):
+    """Postfix < 3.0 writes no counters: a session whose start is before the log may have lost its
+    TLS line, so it is unknown even when the service logs TLS lines (a cut-off session has the
+    verdict of its evidence)."""
+    log = [(0, SMTPD, f"disconnect from {A}"),
+           (1, SMTPD, f"connect from {B}"), (2, SMTPD, f"Anonymous TLS connection established from {B}: {TLS12}"),
+           (3, SMTPD, f"disconnect from {B}"),
+           (4, SMTPD, f"connect from {A}"), (5, SMTPD, f"disconnect from {A}")]
+    assert [brief(r)[:3] for r in rows(log, tmp_path)] == [
+        ("inbound", "unknown", "cut-off"), ("inbound", "tls", "tls-line"), ("inbound", "plaintext", "no-tls-line")]
+
+
+FAILURE_CASES = {
+    "handshake failure: the library's reason": (
+        [(0, SMTPD, f"connect from {A}"), (1, SMTPD, f"SSL_accept error from {A}: -1"),
+         (1, SMTPD, "warning: TLS library problem: error:0A0000C1:SSL routines::no shared cipher:"
+                    "../ssl/statem/statem_srvr.c:2226:"),
+         (1, SMTPD, f"lost connection after STARTTLS from {A}"),
+         (2, SMTPD, f"disconnect from {A} ehlo=1 starttls=0/1 commands=1/2")],
+        [("tls-failed", "no shared cipher")],
+    ),
+    "Postfix 2.x thread id in the library line": (
+        [(0, SMTPD, f"connect from {A}"), (1, SMTPD, f"SSL_accept error from {A}: -1"),
+         (1, SMTPD, "warning: TLS library problem: 3682:error:1408A10B:SSL routines:ssl3_get_client_hello:"
+                    "wrong version number:s3_srvr.c:1071:"),
+         (2, SMTPD, f"disconnect from {A}")],
+        [("tls-failed", "wrong version number")],
+    ),
+    "lost right after STARTTLS": (
+        [(0, SMTPD, f"connect from {A}"), (1, SMTPD, f"lost connection after STARTTLS from {A}"),
+         (2, SMTPD, f"disconnect from {A} ehlo=1 starttls=0/1 commands=1/2")],
+        [("tls-failed", "lost connection after STARTTLS")],
+    ),
+    "only the counter says so": (
+        [(0, SMTPD, f"connect from {A}"), (2, SMTPD, f"disconnect from {A} ehlo=1 starttls=0/1 commands=1/2")],
+        [("tls-failed", "STARTTLS failed")],
+    ),
+    "client certificate required": (
+        [(0, SMTPD, f"connect from {A}"), (1, SMTPD, f"Anonymous TLS connection established from {A}: {TLS13}"),
+         (1, SMTPD, f"NOQUEUE: abort: TLS from {A}: No client certificate presented"),
+         (2, SMTPD, f"disconnect from {A} ehlo=2 starttls=1 commands=3")],
+        [("tls", "No client certificate presented")],
+    ),
+    "outbound handshake failure": (
+        [(0, SMTP, f"SSL_connect error to {MX}: -1"),
+         (0, SMTP, "warning: TLS library problem: error:0A00042E:SSL routines::tlsv1 alert protocol version:"
+                   "../ssl/record/rec_layer_s3.c:1602:SSL alert number 70:"),
+         (1, SMTP, deferred("1A2B3C4D5E", "Cannot start TLS: handshake failure"))],
+        [("tls-failed", "tlsv1 alert protocol version")],
+    ),
+    "outbound: the reason of the deferral": (
+        [(1, SMTP, deferred("1A2B3C4D5E", "Cannot start TLS: handshake failure"))],
+        [("tls-failed", "Cannot start TLS: handshake failure")],
+    ),
+    "outbound: TLS required, host left out so that reasons group": (
+        [(1, SMTP, deferred("1A2B3C4D5E", "TLS is required, but was not offered by host mx.example.net[203.0.113.25]",
+                            dsn="4.7.4"))],
+        [("plaintext", "TLS is required, but was not offered")],
+    ),
+    "outbound: the certificate check": (
+        [(0, SMTP, f"server certificate verification failed for {MX}: num=62:hostname mismatch"),
+         (1, SMTP, deferred("1A2B3C4D5E", "Server certificate not verified"))],
+        [("tls", "certificate verification failed: num=62:hostname mismatch")],
+    ),
+    "a good session has none": (
+        [(0, SMTP, OUT_TLS), (1, SMTP, sent("1A2B3C4D5E"))],
+        [("tls", None)],
+    ),
+}
+
+
+@pytest.mark.parametrize(("log", "expected"), FAILURE_CASES.values(), ids=FAILURE_CASES.keys())
+def test_failure_reason(log, expected, tmp_path):
+    assert [(r["encryption"], r["failure_reason"]) for r in rows(log, tmp_path)] == expected
+
+
+def test_messages_source_and_fold_verdict(tmp_path):
+    log = [(0, SMTPD, f"connect from {A}"), (1, SMTPD, f"AB12CD34EF: client={A}"), (2, SMTPD, f"BC23DE45F0: client={A}"),
+           (3, SMTPD, f"disconnect from {A} ehlo=1 mail=2 rcpt=2 data=2 quit=1 commands=8"),
+           (4, SMTP, OUT_TLS), (5, SMTP, sent("1A2B3C4D5E")),
+           (6, SMTP, deferred("2B3C4D5E6F", "Cannot start TLS: handshake failure", relay=MX2))]
+    found = [(r["messages"], r["source"], r["fold_encryption"], r["fold_evidence"], r["encryption"])
+             for r in rows(log, tmp_path)]
+    source = str(tmp_path / "maillog")
+    assert found == [(2, source, "pending", "no-starttls-counter", "plaintext"),
+                     (1, source, "tls", "tls-line", "tls"),
+                     (0, source, "tls-failed", "tls-failure-reason", "tls-failed")]

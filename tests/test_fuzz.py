@@ -16,8 +16,9 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tlslog.frames import session_frame
-from tlslog.pipeline import Options, _Task, analyze, fold_chunk
+from tlslog.analysis import Options, analyze
+from tlslog.engine.plan import Task
+from tlslog.engine.scan import scan
 from tlslog.render import session_records
 
 from .test_pipeline import hot_stats, reference_stats
@@ -110,7 +111,7 @@ def generate_log(seed: int, n: int = LINES_PER_EXAMPLE) -> list[str]:
 def test_generated_logs(tmp_path_factory, seed):
     lines = generate_log(seed)
     text = "\n".join(lines) + "\n"
-    stats = fold_chunk(_Task(0, 2026, None, data=text.encode("utf-8", "surrogatepass"), rows=False)).stats
+    stats = scan(Task(0, "log", 2026, None, data=text.encode("utf-8", "surrogatepass"), columns=())).stats
     assert stats.read == len(lines)
     assert stats.read == stats.postfix + stats.other + stats.unrecognized
     assert stats.parsed + stats.unparsed <= stats.postfix
@@ -118,7 +119,7 @@ def test_generated_logs(tmp_path_factory, seed):
 
     path = tmp_path_factory.mktemp("fuzz") / "log"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
-    whole = list(session_records(session_frame(analyze([str(path)], Options(jobs=1, year=2026)))))
+    whole = list(session_records(analyze([str(path)], Options(jobs=1, year=2026)).sessions))
     size = random.Random(seed).choice([512, 3000, 20000])
-    chunked = list(session_records(session_frame(analyze([str(path)], Options(jobs=1, year=2026, chunk_size=size)))))
+    chunked = list(session_records(analyze([str(path)], Options(jobs=1, year=2026, chunk_size=size)).sessions))
     assert chunked == whole

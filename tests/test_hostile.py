@@ -7,17 +7,19 @@ import json
 import os
 import random
 import signal
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 
 import pytest
 
 from tlslog import fold
-from tlslog.pipeline import Options, analyze
+from tlslog.analysis import Options, analyze
 
-from .conftest import ROOT, SAMPLES, run_tlslog
+from .conftest import ROOT, SAMPLES, tlslog
 
 LOG = SAMPLES / "realpostfix" / "default" / "maillog"
 SESSION = (
@@ -29,7 +31,7 @@ SESSION = (
 
 
 def report(*args: str, stdin: bytes | None = None, code: int = 0) -> dict:
-    run = run_tlslog("report", "--format", "json", *args, stdin=stdin)
+    run = tlslog("report", "--format", "json", *args, stdin=stdin)
     assert run.code == code, run.stderr
     assert "Traceback" not in run.stderr
     data = json.loads(run.stdout)
@@ -104,8 +106,8 @@ def test_directory_missing_and_unreadable_inputs_among_good_ones(tmp_path):
     else:
         unreadable.write_text(SESSION)
         unreadable.chmod(0)
-    run = run_tlslog("report", "--format", "json", str(tmp_path), str(tmp_path / "missing.log"), str(unreadable),
-                     str(LOG))
+    run = tlslog("report", "--format", "json", str(tmp_path), str(tmp_path / "missing.log"), str(unreadable),
+                 str(LOG))
     assert run.code == 1
     assert "is a directory" in run.stderr and "missing.log" in run.stderr and "unreadable.log" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 3 and "Traceback" not in run.stderr
@@ -115,12 +117,13 @@ def test_directory_missing_and_unreadable_inputs_among_good_ones(tmp_path):
 def test_a_file_that_vanishes_after_planning(tmp_path):
     path = tmp_path / "log"
     path.write_text(SESSION * 2000)
-    from tlslog.pipeline import _Planner, fold_chunk
+    from tlslog.engine.plan import Planner
+    from tlslog.engine.scan import scan
     from tlslog.sources import resolve
 
-    tasks = list(_Planner(Options(chunk_size=4096)).tasks(resolve([str(path)])[0]))
+    tasks = list(Planner(chunk_size=4096).tasks(resolve([str(path)])[0]))
     path.unlink()
-    result = fold_chunk(tasks[1])
+    result = scan(tasks[1])
     assert result.error is not None and "No such file" in str(result.error)
 
 
@@ -198,11 +201,10 @@ def test_sessions_that_never_end_are_closed_and_counted(monkeypatch, tmp_path):
     path = tmp_path / "log"
     path.write_text("".join(f"Nov 25 10:00:00 mx postfix/smtpd[{pid}]: connect from unknown[192.0.2.{pid % 250}]\n"
                             for pid in range(1000, 6000)))
-    from tlslog.frames import count_frame
-    from tlslog.report import build_report
+    from tlslog.report import COLUMNS, build_report
 
-    analysis = analyze([str(path)], Options(jobs=1, rows=False, chunk_size=16384))
-    inbound = build_report(count_frame(analysis), analysis.stats)["inbound"]
+    analysis = analyze([str(path)], Options(jobs=1, columns=COLUMNS, chunk_size=16384))
+    inbound = build_report(analysis.sessions, analysis.stats)["inbound"]
     assert (inbound["total"], inbound["unknown"]) == (5000, 5000)
 
 
@@ -229,3 +231,103 @@ def test_a_million_endless_sessions_run_in_bounded_memory():
     inbound = json.loads(out)["inbound"]
     assert (inbound["total"], inbound["unknown"]) == (1_000_000, 1_000_000)
     assert usage.ru_maxrss / 1024 < 600, f"peak RSS {usage.ru_maxrss / 1024:.0f} MiB"
+
+
+MIB = 1 << 20
+
+
+def _gzip_bomb(unit: bytes, repeat: int) -> bytes:
+    """One gzip member that inflates to ``unit * repeat``, built in a fraction of a second.
+
+    After a full flush, deflate starts afresh on a byte boundary, so every copy of the unit
+    compresses to the same bytes: one segment, repeated, then the end block and the trailer.
+    """
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    segments = [deflate.compress(unit) + deflate.flush(zlib.Z_FULL_FLUSH) for _ in range(2)]
+    if segments[0] == segments[1]:
+        body = segments[0] * repeat
+    else:  # a zlib that does not repeat itself: compress every copy (slow, still right)
+        body = b"".join(segments + [deflate.compress(unit) + deflate.flush(zlib.Z_FULL_FLUSH)
+                                    for _ in range(repeat - 2)])
+    crc = 0
+    for _ in range(repeat):
+        crc = zlib.crc32(unit, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    return header + body + deflate.flush() + struct.pack("<II", crc, len(unit) * repeat & 0xFFFFFFFF)
+
+
+#: Runs tlslog with the arguments given, then prints its exit code, the peak RSS of it and its
+#: workers (KiB), and its output.
+_MEASURED_RUN = """
+import resource, subprocess, sys
+run = subprocess.run([sys.executable, "-m", "tlslog", *sys.argv[1:]], stdout=subprocess.PIPE,
+                     stderr=subprocess.DEVNULL)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+sys.stdout.buffer.write(b"%d %d\\n" % (run.returncode, peak) + run.stdout)
+"""
+
+
+def _peak_run(*args: str) -> tuple[int, dict | None, float]:
+    """Exit code, JSON output and peak RSS (MiB) of tlslog and its workers.
+
+    Measured from a fresh, small Python process: a child's ``ru_maxrss`` also counts the peak
+    of the process it was spawned from (Linux keeps the high-water mark across exec), and this
+    one would be pytest, already large after the other tests.
+    """
+    out = subprocess.run([sys.executable, "-c", _MEASURED_RUN, *args], capture_output=True, cwd=ROOT,
+                         check=True, timeout=600).stdout
+    head, _, body = out.partition(b"\n")
+    code, peak = map(int, head.split())
+    return code, json.loads(body) if body else None, peak / 1024
+
+
+@pytest.mark.parametrize(("unit", "repeat", "lines"), [
+    # 1 GiB of 1 MiB lines in one member: one 1 MiB block of it inflates to 1 GiB at once
+    pytest.param((b"x" * (MIB - 1) + b"\n") * 16, 64, 1024, id="1-MiB-lines"),
+    # 512 MiB without a newline: cut into lines of 64 MiB (see README)
+    pytest.param(b"x" * (16 * MIB), 32, 8, id="no-newline"),
+])
+def test_a_gzip_bomb_runs_in_bounded_memory(tmp_path, unit, repeat, lines):
+    """A gzip member of a megabyte that inflates to a gigabyte: bounded memory, every line counted."""
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(_gzip_bomb(unit, repeat))
+    code, data, peak = _peak_run("report", str(path), "--format", "json", "--jobs", "2")
+    assert code == 0
+    counts = data["lines"]  # type: ignore[index]
+    assert (counts["read"], counts["unrecognized"], counts["postfix"], counts["other"]) == (lines, lines, 0, 0)
+    assert counts["invalid_utf8"] == 0
+    assert peak <= 400, f"peak RSS {peak:.0f} MiB"
+
+
+def test_a_file_ending_in_an_empty_line_before_another(tmp_path):
+    """The line before a chunk can be empty (a blank last line of the previous file)."""
+    first, second = tmp_path / "a.log", tmp_path / "b.log"
+    first.write_text(SESSION + "\n")
+    second.write_text("\n" + SESSION)
+    data = report(str(first), str(second))
+    assert (data["lines"]["read"], data["lines"]["unrecognized"], data["lines"]["duplicate"]) == (8, 2, 1)
+    assert data["inbound"]["total"] == 2
+
+
+@pytest.mark.parametrize("how", ["file", "gzip"])
+def test_an_overlong_line_between_sessions_is_counted_in_pieces(tmp_path, how):
+    """A 150 MiB line in the middle of a log: three unrecognised pieces of at most 64 MiB (README),
+    the sessions around it intact, and never the whole line in memory."""
+    payload = SESSION.encode() + b"y" * (150 * MIB) + b"\n" + SESSION.replace("[7]", "[8]").encode()
+    path = tmp_path / ("log.gz" if how == "gzip" else "log")
+    path.write_bytes(gzip.compress(payload, 1) if how == "gzip" else payload)
+    code, data, peak = _peak_run("report", str(path), "--format", "json", "--jobs", "2")
+    assert code == 0
+    lines = data["lines"]  # type: ignore[index]
+    assert (lines["read"], lines["unrecognized"], lines["postfix"]) == (9, 3, 6)
+    assert (data["inbound"]["total"], data["inbound"]["tls"]) == (2, 2)  # type: ignore[index]
+    assert peak <= 400, f"peak RSS {peak:.0f} MiB"
+
+
+def test_overlong_lines_do_not_depend_on_the_chunk_size(tmp_path):
+    payload = (SESSION + "z" * 300_000 + "\n" + SESSION + "\xff" * 10 + "w" * 70_000 + "\n").encode("latin-1")
+    path = tmp_path / "log"
+    path.write_bytes(payload)
+    reports = [analyze([str(path)], Options(jobs=1, chunk_size=size)).stats for size in (512, 4096, 65536, 8 << 20)]
+    assert all(r == reports[0] for r in reports)
+    assert (reports[0].read, reports[0].unrecognized, reports[0].invalid_utf8) == (8, 2, 1)

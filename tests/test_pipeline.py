@@ -1,23 +1,34 @@
-"""The hot loop (`fold_chunk`) reads every line exactly as the plain reference path does.
+"""The hot loop (`scan`) reads every line exactly as the plain reference path does.
 
 `describe_line` splits a line with the prefix rules and parses it with the full rule sets; the
 hot loop takes shortcuts (a line that starts like the previous one is matched from its tag on,
 compiled rules are dispatched inline, postscreen is counted without parsing). Both must agree
-on the accounting of every line, in any order.
+on the accounting of every line, in any order, and the fold must receive exactly the fields
+pyparsing reads from each line (the differential test of the production path).
 """
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tlslog.pipeline import POSTFIX_PROGRAMS, LineStats, _Task, describe_line, fold_chunk
+from tlslog.accounting import LineStats
+from tlslog.engine.plan import Task
+from tlslog.engine.scan import POSTFIX_PROGRAMS, describe_line, scan
+from tlslog.events import FIELDS, INBOUND_KINDS, KINDS, OUTBOUND_KINDS
+from tlslog.fold import ChunkFold
+from tlslog.grammars import PROGRAMS, UNKNOWN_PROGRAM, tls
+from tlslog.lines import LineSplitter
+from tlslog.parse import parse_with_pyparsing
+from tlslog.timestamps import YearClock
 
-from .conftest import DATA, SAMPLES, run_tlslog
+from .conftest import DATA, SAMPLES, tlslog
 
 PIPELINE_PROGRAMS = ("smtpd", "smtp", "tlsproxy")
+DETAIL = frozenset(getattr(tls, "DETAIL_NAMES", ()))
 
 
 def reference_stats(lines: list[str]) -> LineStats:
@@ -37,6 +48,7 @@ def reference_stats(lines: list[str]) -> LineStats:
                 stats.unparsed += 1
             else:
                 stats.parsed += 1
+                stats.tls_detail += found[0] in DETAIL
         elif program in POSTFIX_PROGRAMS or record.tag.startswith("postfix"):
             stats.postfix += 1
         else:
@@ -46,7 +58,7 @@ def reference_stats(lines: list[str]) -> LineStats:
 
 def hot_stats(lines: list[str]) -> LineStats:
     data = ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
-    return fold_chunk(_Task(0, 2026, None, data=data, rows=False)).stats
+    return scan(Task(0, "log", 2026, None, data=data, columns=())).stats
 
 
 def _corpus() -> list[str]:
@@ -93,8 +105,92 @@ def test_any_order_and_damage(lines):
 def test_same_json_whatever_the_number_of_workers():
     log = str(SAMPLES / "synthetic" / "maillog.gz")
     small = {"TLSLOG_CHUNK_SIZE": "65536"}  # ~40 chunks: sessions cut at chunk edges everywhere
-    one = run_tlslog("report", log, "--format", "json", "--jobs", "1").stdout
+    one = tlslog("report", log, "--format", "json", "--jobs", "1").stdout
     for jobs in ("1", "2", "3"):
-        assert run_tlslog("report", log, "--format", "json", "--jobs", jobs, env=small).stdout == one
-    one = run_tlslog("sessions", log, "--format", "jsonl", "--jobs", "1").stdout
-    assert run_tlslog("sessions", log, "--format", "jsonl", "--jobs", "2", env=small).stdout == one
+        assert tlslog("report", log, "--format", "json", "--jobs", jobs, env=small).stdout == one
+    one = tlslog("sessions", log, "--format", "jsonl", "--jobs", "1").stdout
+    assert tlslog("sessions", log, "--format", "jsonl", "--jobs", "2", env=small).stdout == one
+
+
+# -- the fields the fold receives ---------------------------------------------------------------
+
+def _role(program: str, tag: str, kind: str, fields: dict) -> str | None:
+    if program == "smtpd":
+        return "in"
+    if program == "smtp":
+        return "out"
+    if tag != "postfix":
+        return None  # tlsproxy: recognised, not folded
+    if kind in INBOUND_KINDS:
+        return "in"
+    if kind in OUTBOUND_KINDS:
+        return "out"
+    if kind in ("tls_summary", "ssl_error"):
+        return "in" if fields["direction"] == "from" else "out"
+    return None
+
+
+def reference_events(lines: list[str]) -> list[tuple]:
+    """(line, role, rule, fields) of every line the fold must receive, read with pyparsing only
+    (prefix split aside, which test_lowering checks on its own)."""
+    events, previous = [], None
+    handlers = ChunkFold()
+    for number, line in enumerate(lines):
+        repeated, previous = line == previous, line
+        record = LineSplitter(YearClock(2026)).split(line)
+        if record is None or repeated:
+            continue
+        program = record.tag.rsplit("/", 1)[-1]
+        rules = PROGRAMS.get(program) if program in PIPELINE_PROGRAMS else UNKNOWN_PROGRAM if record.tag == "postfix" else None
+        found = parse_with_pyparsing(rules, record.message) if rules else None
+        if found is None or found[0] not in FIELDS:
+            continue
+        kind, fields = found
+        role = _role(program, record.tag, kind, fields)
+        if role is not None and handlers.handler(role, kind) is not None:
+            events.append((number, role, kind, tuple(fields[name] for name in FIELDS[kind])))
+    return events
+
+
+def hot_events(lines: list[str]) -> list[tuple]:
+    """The same, as the production hot path hands them to the fold (typed tuples)."""
+    seen: list[tuple] = []
+
+    def record(self, handler, reset, settled, role, kind, wall, offset, line, key, values):  # noqa: ANN001
+        assert type(values) is KINDS[kind]
+        seen.append((line, role, kind, tuple(values)))
+
+    def feed(self, role, kind, wall, offset, line, key, values):  # noqa: ANN001
+        if self.handler(role, kind) is not None:
+            assert type(values) is KINDS[kind]
+            seen.append((line, role, kind, tuple(values)))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ChunkFold, "feed_resolved", record)
+        patch.setattr(ChunkFold, "feed", feed)
+        hot_stats(lines)
+    return sorted(seen)
+
+
+def _field_corpus() -> list[str]:
+    lines = list(CORPUS)
+    for path in sorted((SAMPLES / "realpostfix").glob("*/maillog")):
+        lines += path.read_text(encoding="utf-8").splitlines()
+    lines += (DATA / "anchor_lines.txt").read_text(encoding="utf-8").splitlines()
+    for name in ("tls-loglevel3.maillog", "tls-loglevel4.maillog"):
+        if (DATA / name).exists():
+            lines += (DATA / name).read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if "\n" not in line]
+
+
+def test_fold_events_equal_pyparsing_on_every_corpus_line():
+    lines = _field_corpus()
+    expected = reference_events(lines)
+    assert len(expected) > 3000
+    assert hot_events(lines) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(shuffled_with_variants())
+def test_fold_events_equal_pyparsing_on_generated_lines(lines):
+    assert hot_events(lines) == reference_events(lines)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tlslog.errors import DamagedInput
-from tlslog.pipeline import Options, analyze
+from tlslog.analysis import Options, analyze
 from tlslog.sources import Source, read_blocks, resolve, rotation_order
 
-from .conftest import SAMPLES, run_tlslog
+from .conftest import SAMPLES, tlslog
 
 LOG = SAMPLES / "realpostfix" / "default" / "maillog"
 
@@ -33,7 +33,7 @@ def test_rotation_order(given, expected):
 
 
 def _report(*args: str, stdin: bytes | None = None) -> tuple[dict, int]:
-    run = run_tlslog("report", "--format", "json", *args, stdin=stdin)
+    run = tlslog("report", "--format", "json", *args, stdin=stdin)
     return json.loads(run.stdout), run.code
 
 
@@ -115,13 +115,12 @@ def test_stdin_source_when_no_arguments():
 
 def test_chunking_does_not_change_results():
     """Tiny chunks (many merges, sessions cut everywhere) give exactly the one-chunk result."""
-    from tlslog.frames import session_frame
     from tlslog.render import session_records
 
-    whole = list(session_records(session_frame(analyze([str(LOG)], Options(jobs=1)))))
+    whole = list(session_records(analyze([str(LOG)], Options(jobs=1)).sessions))
     for size in (997, 4096, 65536):
         for jobs in (1, 2):
-            parts = list(session_records(session_frame(analyze([str(LOG)], Options(jobs=jobs, chunk_size=size)))))
+            parts = list(session_records(analyze([str(LOG)], Options(jobs=jobs, chunk_size=size)).sessions))
             assert parts == whole, (size, jobs)
 
 
@@ -156,3 +155,89 @@ def test_journald_json_gives_the_same_verdicts(tmp_path, plain_report):
     assert code == 0
     for key in ("inbound", "outbound", "by_protocol", "by_trust", "by_ip_version"):
         assert report[key] == plain_report[key], key
+
+
+# -- decompression: bounded blocks, members, damage -------------------------------------------
+
+_COMPRESS = {
+    "gzip": gzip.compress,
+    "bzip2": lambda data: bz2.compress(data, 1),
+    "xz": lambda data: lzma.compress(data, preset=0),
+}
+
+
+def _read_all(path: Path, block_size: int) -> tuple[bytes, int, DamagedInput | None]:
+    """What `read_blocks` yields for a file: the bytes, the largest block, the damage if any."""
+    blocks: list[bytes] = []
+    try:
+        for block in read_blocks(resolve([str(path)])[0][0], block_size):
+            blocks.append(block)
+    except DamagedInput as exc:
+        return b"".join(blocks), max(map(len, blocks), default=0), exc
+    return b"".join(blocks), max(map(len, blocks), default=0), None
+
+
+@pytest.mark.parametrize("kind", list(_COMPRESS))
+def test_a_decompression_bomb_comes_out_in_bounded_blocks(tmp_path, kind):
+    """32 MiB of one byte compress to a few KiB (bzip2: 45 bytes), read as one block: the
+    output still comes in blocks of at most the block size."""
+    data = b"x" * (32 << 20)
+    path = tmp_path / "bomb"
+    path.write_bytes(_COMPRESS[kind](data))
+    assert path.stat().st_size < (1 << 20)
+    read, largest, error = _read_all(path, 1 << 16)
+    assert error is None and read == data
+    assert largest <= 1 << 16
+
+
+@pytest.mark.parametrize("kind", list(_COMPRESS))
+@pytest.mark.parametrize("block_size", [1, 7, 4096, 1 << 20])
+def test_concatenated_members_whatever_the_block_size(tmp_path, kind, block_size):
+    """Members after members (``cat a.gz b.gz``, pigz, pbzip2), cut anywhere, even in a magic."""
+    first, second = LOG.read_bytes()[:5000], LOG.read_bytes()[5000:30000]
+    path = tmp_path / "members"
+    path.write_bytes(_COMPRESS[kind](first) + _COMPRESS[kind](second) + _COMPRESS[kind](b""))
+    read, largest, error = _read_all(path, block_size)
+    assert error is None and read == first + second
+    assert largest <= block_size
+
+
+@pytest.mark.parametrize("kind", list(_COMPRESS))
+@pytest.mark.parametrize("block_size", [4096, 1 << 20])
+def test_truncated_data_yields_what_it_holds_then_damage(tmp_path, kind, block_size):
+    data = LOG.read_bytes()
+    blob = _COMPRESS[kind](data)
+    path = tmp_path / "cut"
+    path.write_bytes(blob[: len(blob) * 3 // 4])
+    read, _, error = _read_all(path, block_size)
+    assert isinstance(error, DamagedInput) and str(error).endswith(f"{kind} data ends early (file truncated?)")
+    assert data.startswith(read) and len(read) >= len(data) // 3
+
+
+@pytest.mark.parametrize("kind", list(_COMPRESS))
+def test_corrupt_data_is_damage(tmp_path, kind):
+    data = LOG.read_bytes()
+    blob = bytearray(_COMPRESS[kind](data))
+    blob[len(blob) // 2 : len(blob) // 2 + 64] = bytes(64)
+    path = tmp_path / "corrupt"
+    path.write_bytes(blob)
+    read, _, error = _read_all(path, 4096)
+    assert isinstance(error, DamagedInput) and f"corrupt {kind} data (" in str(error)
+    assert len(read) < len(data)
+
+
+def test_after_gzip_data_nul_padding_is_fine_and_garbage_is_damage(tmp_path):
+    member = gzip.compress(b"one line\n")
+    (tmp_path / "padded").write_bytes(member + bytes(1000))
+    assert _read_all(tmp_path / "padded", 4096) == (b"one line\n", 9, None)
+    (tmp_path / "garbage").write_bytes(member + b"junk")
+    read, _, error = _read_all(tmp_path / "garbage", 4096)
+    assert read == b"one line\n" and "trailing garbage after the gzip data" in str(error)
+
+
+@pytest.mark.parametrize("kind", ["bzip2", "xz"])
+def test_garbage_after_bzip2_or_xz_data_is_damage(tmp_path, kind):
+    path = tmp_path / "garbage"
+    path.write_bytes(_COMPRESS[kind](b"one line\n") + b"junk")
+    read, _, error = _read_all(path, 4096)
+    assert read == b"one line\n" and f"corrupt {kind} data (" in str(error)

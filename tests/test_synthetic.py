@@ -10,8 +10,7 @@ import json
 
 import pytest
 
-from tlslog.frames import period, session_frame
-from tlslog.pipeline import Options, analyze
+from tlslog.analysis import Options, analyze
 from tlslog.report import build_report
 
 from .conftest import SAMPLES
@@ -24,7 +23,7 @@ KEYS = ("total", "tls", "plaintext", "tls_failed", "unknown", "by_protocol", "by
 @pytest.mark.parametrize(("jobs", "chunk_size"), [(1, 8 << 20), (2, 1 << 18)], ids=["one-pass", "chunked-parallel"])
 def test_report_equals_ground_truth(jobs, chunk_size):
     analysis = analyze([str(SYNTHETIC / "maillog.gz")], Options(jobs=jobs, chunk_size=chunk_size, year=2024))
-    report = build_report(frame := session_frame(analysis), analysis.stats, period=period(analysis, frame))
+    report = build_report(analysis.sessions, analysis.stats)
     for direction in ("inbound", "outbound"):
         for key in KEYS:
             assert report[direction][key] == TRUTH[direction][key], (direction, key)
@@ -34,14 +33,12 @@ def test_report_equals_ground_truth(jobs, chunk_size):
     assert lines["read"] == lines["postfix"] + lines["other"] + lines["unrecognized"]
 
 
-def test_count_frame_and_session_frame_give_the_same_report():
-    """`tlslog report` counts rows instead of keeping them; the report must not notice."""
-    from tlslog.frames import count_frame
+def test_the_report_columns_give_the_same_report_as_the_whole_table():
+    """`tlslog report` asks the engine for its columns only; the report must not notice."""
+    from tlslog.report import COLUMNS
 
     path = [str(SYNTHETIC / "maillog.gz")]
-    rows = analyze(path, Options(jobs=1, year=2024))
-    counts = analyze(path, Options(jobs=1, year=2024, rows=False))
-    by_rows = build_report(frame := session_frame(rows), rows.stats, period=period(rows, frame))
-    by_counts = build_report(frame := count_frame(counts), counts.stats, period=period(counts, frame))
-    assert by_rows == by_counts
-    assert len(count_frame(counts)) < len(session_frame(rows)) / 3
+    whole = analyze(path, Options(jobs=1, year=2024))
+    projected = analyze(path, Options(jobs=1, year=2024, columns=COLUMNS))
+    assert build_report(whole.sessions, whole.stats) == build_report(projected.sessions, projected.stats)
+    assert len(projected.sessions.columns) < len(whole.sessions.columns) / 2

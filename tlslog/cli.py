@@ -12,13 +12,15 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_STRICT, TlslogError
-from .pipeline import Analysis, Options, analyze
+
+if TYPE_CHECKING:
+    from .analysis import Analysis
 
 HELP = """\
 How much of your mail crosses the wire encrypted? tlslog reads Postfix logs and tells, for
@@ -81,12 +83,13 @@ _debug = False
 
 
 def _run(files: list[str] | None, jobs: int, year: int | None, timeout: float, strict: bool, debug: bool,
-         *, rows: bool = True, keep_unparsed: int = 0) -> Analysis:
+         *, columns: tuple[str, ...] | None = None, keep_unparsed: int = 0) -> Analysis:
     global _debug
     _debug = debug
-    from .progress import progress_for  # rich.progress only when it is used
+    from .analysis import Options, analyze  # the engine (and pandas) only when a command runs
+    from .progress import progress_for
 
-    options = Options(jobs=jobs, year=year, timeout=timeout, keep_unparsed=keep_unparsed, rows=rows)
+    options = Options(jobs=jobs, year=year, timeout=timeout, keep_unparsed=keep_unparsed, columns=columns)
     with progress_for(files or []) as progress:
         analysis = analyze(files or [], options, progress=progress)
     for error in analysis.errors:
@@ -121,14 +124,12 @@ def report(
       tlslog report /var/log/maillog
       tlslog report --format json maillog.1 maillog
     """
-    from .frames import count_frame, period
     from .render import print_renderable, report_renderable, write_json
-    from .report import build_report
+    from .report import COLUMNS, build_report
 
     with _user_errors():
-        analysis = _run(files, jobs, year, timeout, strict, debug, rows=False)
-        frame = count_frame(analysis)
-        data = build_report(frame, analysis.stats, period=period(analysis, frame), peers=peers)
+        analysis = _run(files, jobs, year, timeout, strict, debug, columns=COLUMNS)
+        data = build_report(analysis.sessions, analysis.stats, peers=peers)
         if format is ReportFormat.json:
             write_json(data, sys.stdout)
         else:
@@ -153,12 +154,11 @@ def sessions(
       tlslog sessions maillog --format jsonl > sessions.jsonl
       tlslog sessions maillog --format csv > sessions.csv
     """
-    from .frames import session_frame
     from .render import print_renderable, sessions_table, write_sessions_csv, write_sessions_jsonl
 
     with _user_errors():
         analysis = _run(files, jobs, year, timeout, strict, debug)
-        frame = session_frame(analysis)
+        frame = analysis.sessions
         if format is SessionFormat.jsonl:
             write_sessions_jsonl(frame, sys.stdout)
         elif format is SessionFormat.csv:
@@ -187,7 +187,7 @@ def unparsed(
     from .shapes import group_by_shape
 
     with _user_errors():
-        analysis = _run(files, jobs, year, 3600.0, False, debug, rows=False, keep_unparsed=100_000)
+        analysis = _run(files, jobs, year, 3600.0, False, debug, columns=(), keep_unparsed=100_000)
         for shape, items in group_by_shape(analysis.unparsed):
             print(f"{len(items):>8}  {shape}")
             for item in items[:examples]:

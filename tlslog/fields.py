@@ -6,17 +6,30 @@ everything after the match. Peers repeat a lot in real logs, hence the small cac
 
 from __future__ import annotations
 
+from functools import cache
+
 import pyparsing as pp
 
 from .grammars import common, smtp
 from .parse import RuleSet
 
-__all__ = ["attempted_peer", "commands_succeeded", "ip_version", "split_peer", "starttls_counter", "tls_feature_verdict"]
+__all__ = [
+    "attempted_peer",
+    "commands_succeeded",
+    "delivery_failure",
+    "ip_version",
+    "openssl_reason",
+    "split_peer",
+    "starttls_counter",
+    "tls_feature_verdict",
+]
 
 Peer = tuple[str | None, str | None, int | None]
 
-_PEER_PARTS = RuleSet(
-    [
+@cache
+def _peer_parts() -> RuleSet:
+    """``host[addr]:port`` and bare host names (compiled on first use: start-up stays fast)."""
+    return RuleSet([
         common.Rule.define(
             "peer_parts",
             pp.Opt(common.HOST("name"))
@@ -26,8 +39,7 @@ _PEER_PARTS = RuleSet(
             + pp.Opt(common.lit(":") + common.PORT("port")),
         ),
         common.Rule.define("bare_host", common.BARE_HOST("name")),
-    ]
-)
+    ])
 _peer_cache: dict[str, Peer] = {}
 
 
@@ -42,7 +54,7 @@ def split_peer(text: str | None) -> Peer:
     peer = _peer_cache.get(text)
     if peer is not None:
         return peer
-    found = _PEER_PARTS.parse(text)
+    found = _peer_parts().parse(text)
     if found is None or found[0] == "bare_host":
         peer = (found[1]["name"], None, None) if found and "." in text else (None, None, None)
     else:
@@ -114,12 +126,40 @@ def tls_feature_verdict(feature: str | None, status: str) -> str | None:
     return None
 
 
-_CONNECT_FAILED = RuleSet([smtp.CONNECT_FAILED])
+@cache
+def _connect_failed() -> RuleSet:
+    return RuleSet([smtp.CONNECT_FAILED])
+
 
 
 def attempted_peer(reason: str | None) -> str | None:
     """The server a ``relay=none`` delivery tried last, from ``connect to PEER: error``."""
     if not reason or not reason.startswith("connect to "):
         return None
-    found = _CONNECT_FAILED.parse(reason)
+    found = _connect_failed().parse(reason)
     return found[1]["peer"] if found else None
+
+
+def openssl_reason(error: str) -> str:
+    """The reason of an OpenSSL error-queue entry, or the text itself if it is not one.
+
+    ``error:0A0000C1:SSL routines::no shared cipher:../ssl/statem/statem_srvr.c:2226:`` and the
+    1.x/Postfix 2.x form ``3682:error:140740BF:SSL routines:SSL23_CLIENT_HELLO:no protocols
+    available:s23_clnt.c:381:`` give ``no shared cipher`` and ``no protocols available``.
+    """
+    at = error.find("error:")
+    if at >= 0:
+        parts = error[at:].split(":", 5)
+        if len(parts) >= 5 and parts[4]:
+            return parts[4]
+    return error.strip()
+
+
+def delivery_failure(reason: str) -> str:
+    """A deferral reason without the host it names: ``TLS is required, but was not offered by
+    host mx[192.0.2.1]`` -> ``TLS is required, but was not offered``, so reasons group well."""
+    for cut in (" by host ", " by server "):
+        at = reason.find(cut)
+        if at > 0:
+            return reason[:at]
+    return reason

@@ -8,6 +8,7 @@ prefix come back as None and are counted by the caller, never dropped silently.
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import NamedTuple
 
 from .grammars import prefix
@@ -32,8 +33,11 @@ class Record(NamedTuple):
     message: str
 
 
-_PREFIXES = RuleSet(prefix.RULES)
-_CLASSIC = RuleSet([prefix.CLASSIC]).parse
+@cache
+def _prefixes() -> tuple[RuleSet, RuleSet]:
+    """The classic rule alone (nearly every line) and all prefix rules, compiled on first use."""
+    return RuleSet([prefix.CLASSIC]), RuleSet(prefix.RULES)
+
 
 
 class LineSplitter:
@@ -49,7 +53,8 @@ class LineSplitter:
             return None
         if line[:1] == "{":
             return self._json(line)
-        found = _CLASSIC(line) or _PREFIXES.parse(line)
+        classic, every = _prefixes()
+        found = classic.parse(line) or every.parse(line)
         if found is None:
             return None
         kind, f = found

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from .pipeline import ChunkResult
+if TYPE_CHECKING:
+    from .engine.scan import ChunkResult
 
 __all__ = ["progress_for"]
 

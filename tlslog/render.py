@@ -19,6 +19,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from . import schema
 from .timestamps import format_wall
 
 __all__ = [
@@ -31,15 +32,9 @@ __all__ = [
     "write_sessions_jsonl",
 ]
 
-#: Field order of one exported session; the first 21 are the stable contract.
-EXPORT_FIELDS = (
-    "kind", "start", "end", "host", "service", "pid", "peer_name", "peer_ip", "peer_port", "ip_version",
-    "encryption", "trust", "protocol", "cipher", "cipher_bits", "queue_ids",
-    "recipient", "recipient_domain", "relay", "status", "dsn",
-    "evidence", "key_exchange", "sni", "conn_use", "tls_feature", "sasl_method", "sasl_username",
-    "complete", "line",
-)  # fmt: skip
-_INT_FIELDS = frozenset({"peer_port", "ip_version", "cipher_bits", "conn_use"})
+#: Field order of one exported session (`tlslog.schema`: the exported columns, in order).
+EXPORT_FIELDS = schema.EXPORT_COLUMNS
+_INT_FIELDS = frozenset(c.name for c in schema.SESSION if c.kind.startswith("int"))
 
 
 def _plain(value: object) -> object:
@@ -51,24 +46,25 @@ def _plain(value: object) -> object:
 
 
 def session_records(frame: pd.DataFrame) -> Iterator[dict]:
-    """Rows as JSON-ready dicts in `EXPORT_FIELDS` order (``line`` is 1-based)."""
-    columns = {name: frame[name].astype(object).tolist() for name in frame.columns}
+    """Rows as JSON-ready dicts in `EXPORT_FIELDS` order."""
+    present = [name for name in EXPORT_FIELDS if name in frame.columns]
+    columns = {name: frame[name].astype(object).tolist() for name in (*present, "offset") if name in frame.columns}
+    offsets = columns.pop("offset", [None] * len(frame))
     for i in range(len(frame)):
-        row = {name: _plain(values[i]) for name, values in columns.items()}
-        offset = row["offset"]
+        offset = _plain(offsets[i])
         record: dict = {}
-        for name in EXPORT_FIELDS:
-            value = row.get(name)
+        for name in present:
+            value = _plain(columns[name][i])
             if name in ("start", "end"):
                 value = format_wall(value, None if offset is None else int(offset))  # type: ignore[arg-type]
             elif name == "pid":
                 value = int(value) if isinstance(value, str) and value.isdigit() else value
             elif name == "queue_ids":
-                value = list(value or ())
+                value = value.split() if isinstance(value, str) else []
             elif name in _INT_FIELDS and value is not None:
                 value = int(value)  # type: ignore[call-overload]
-            elif name == "line":
-                value = int(value) + 1  # type: ignore[call-overload]
+            elif name == "complete":
+                value = bool(value)
             record[name] = value
         yield record
 

@@ -1,14 +1,11 @@
-"""The summary report: pure functions from a session or count frame to plain dicts.
-
-Every function weighs rows by their ``count`` column, so it gives the same answer on
-`tlslog.frames.session_frame` (one row per session) and `tlslog.frames.count_frame`.
+"""The summary report: pure functions from the settled session table to plain dicts.
 
 Shape of `build_report` (the stable ``tlslog report --format json`` contract, see README):
 ``inbound`` / ``outbound`` each ``{total, tls, plaintext, tls_failed, unknown, coverage,
 by_protocol, by_trust, by_ip_version}``; top-level ``by_protocol``, ``by_trust``,
 ``by_ip_version`` over both directions; ``lines``; plus ``period``, ``plaintext_peers``,
 ``legacy_tls_peers`` and ``notes``. ``coverage = tls / (total - unknown)``, None when nothing
-was counted.
+was counted. ``by_ip_version`` always has ``"4"`` and ``"6"``.
 """
 
 from __future__ import annotations
@@ -17,15 +14,22 @@ from collections import Counter
 
 import pandas as pd
 
-from .fold import LEGACY_PROTOCOLS
-from .pipeline import LineStats
+from .accounting import LineStats
 from .timestamps import format_wall
 
-__all__ = ["build_report", "direction_summary", "peer_table"]
+__all__ = ["COLUMNS", "build_report", "direction_summary", "period", "peer_table"]
+
+#: The session-table columns these functions read (the engine returns only these).
+COLUMNS = ("kind", "start", "offset", "host", "service", "peer_name", "peer_ip", "ip_version", "encryption",
+           "evidence", "trust", "protocol", "source", "day")
 
 #: Newest first; anything else (DTLS, future versions) follows in name order.
 PROTOCOL_ORDER = ["TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3", "SSLv2"]
 TRUST_ORDER = ["Verified", "Trusted", "Untrusted", "Anonymous"]
+#: Protocols a report lists the peers of.
+LEGACY_PROTOCOLS = frozenset({"TLSv1.1", "TLSv1", "SSLv3", "SSLv2"})
+
+Period = tuple[tuple[float, int | None], tuple[float, int | None]]
 
 
 def _ordered(counts: Counter, order: list[str]) -> dict[str, int]:
@@ -36,23 +40,26 @@ def _ordered(counts: Counter, order: list[str]) -> dict[str, int]:
     return {k: int(counts[k]) for k in keys}
 
 
-def _weighted(rows: pd.DataFrame, column: str, missing: str | None = None) -> Counter:
-    """Sum of ``count`` per value of ``column`` (missing values under ``missing``, or dropped)."""
+def _counts(rows: pd.DataFrame, column: str, missing: str | None = None) -> Counter:
+    """Rows per value of ``column`` (missing values under ``missing``, or dropped)."""
     values = rows[column].astype(object)
     if missing is not None:
         values = values.fillna(missing)
-    sums = rows["count"].groupby(values.astype(str).where(values.notna()), dropna=True).sum()
-    return Counter({str(k): int(v) for k, v in sums.items() if v})
+    sizes = values.astype(str).where(values.notna()).value_counts(dropna=True)
+    return Counter({str(k): int(v) for k, v in sizes.items() if v})
+
+
+def _ip_versions(counts: Counter) -> dict[str, int]:
+    return {"4": counts.get("4", 0), "6": counts.get("6", 0), **({"unknown": counts["unknown"]} if counts.get("unknown") else {})}
 
 
 def direction_summary(rows: pd.DataFrame) -> dict:
     """Totals, verdict counts, coverage and breakdowns for one direction's rows."""
-    verdicts = _weighted(rows, "encryption")
-    total = int(rows["count"].sum())
+    verdicts = _counts(rows, "encryption")
+    total = len(rows)
     tls = verdicts.get("tls", 0)
     counted = total - verdicts.get("unknown", 0)
     tls_rows = rows[rows["encryption"] == "tls"]
-    by_ip = _weighted(rows, "ip_version", missing="unknown")
     return {
         "total": total,
         "tls": tls,
@@ -60,10 +67,9 @@ def direction_summary(rows: pd.DataFrame) -> dict:
         "tls_failed": verdicts.get("tls-failed", 0),
         "unknown": verdicts.get("unknown", 0),
         "coverage": tls / counted if counted else None,
-        "by_protocol": _ordered(_weighted(tls_rows, "protocol", missing="unknown"), PROTOCOL_ORDER),
-        "by_trust": _ordered(_weighted(tls_rows, "trust", missing="unknown"), TRUST_ORDER),
-        "by_ip_version": {"4": by_ip.get("4", 0), "6": by_ip.get("6", 0),
-                          **({"unknown": by_ip["unknown"]} if by_ip.get("unknown") else {})},
+        "by_protocol": _ordered(_counts(tls_rows, "protocol", missing="unknown"), PROTOCOL_ORDER),
+        "by_trust": _ordered(_counts(tls_rows, "trust", missing="unknown"), TRUST_ORDER),
+        "by_ip_version": _ip_versions(_counts(rows, "ip_version", missing="unknown")),
     }
 
 
@@ -78,60 +84,84 @@ def peer_table(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
     peers = pd.DataFrame({
         "peer_name": rows["peer_name"].astype(object).fillna(""),
         "peer_ip": rows["peer_ip"].astype(object).fillna(""),
-        "count": rows["count"],
     })
-    totals = peers.groupby(["peer_name", "peer_ip"], sort=True)["count"].sum().reset_index()
+    totals = peers.groupby(["peer_name", "peer_ip"], sort=True).size().reset_index(name="count")
     top = totals.sort_values("count", ascending=False, kind="stable").head(limit)
     return [{"peer_name": name or None, "peer_ip": ip or None, "sessions": int(n)}
             for name, ip, n in top.itertuples(index=False)]
 
 
+def _day_text(day: int) -> str:
+    return format_wall(day * 86400.0, None)[:10] if day >= 0 else "an unknown day"  # type: ignore[index]
+
+
+_BLIND_NOTES = 5  # blind stretches named one by one; more are summed up
+
+
+def _blind_notes(label: str, noun: str, rows: pd.DataFrame) -> list[str]:
+    """Where rows stayed unknown because their service logged no TLS lines: per input, host and
+    service, how many and on which days."""
+    blind = rows[rows["evidence"] == "no-tls-logging"]
+    if blind.empty:
+        return []
+    keys = ["source", "host", "service"]
+    groups = list(blind[keys + ["day"]].astype(object).fillna("").groupby(keys, sort=True))
+    notes = []
+    for (source, host, service), group in groups[:_BLIND_NOTES]:
+        days = sorted(int(d) for d in group["day"].unique())
+        when = _day_text(days[0]) if len(days) == 1 else f"{_day_text(days[0])} to {_day_text(days[-1])}"
+        where = f"{service} on {host}" if host else service
+        notes.append(f"{len(group):,} {label} {noun} show no TLS evidence either way: {where} logged no TLS "
+                     f"lines in {source or 'the input'} on {when} (TLS log level 0 there?), so they count as "
+                     "unknown, not plaintext.")
+    if len(groups) > _BLIND_NOTES:
+        rest = sum(len(group) for _, group in groups[_BLIND_NOTES:])
+        notes.append(f"{rest:,} more {label} {noun} in {len(groups) - _BLIND_NOTES} other stretches of log "
+                     "without TLS logging count as unknown too.")
+    return notes
+
+
 def _notes(inbound: pd.DataFrame, outbound: pd.DataFrame) -> list[str]:
     notes = []
     for label, noun, rows in (("inbound", "sessions", inbound), ("outbound", "deliveries", outbound)):
-        blind = int(rows.loc[(rows["encryption"] == "tls") & rows["protocol"].isna(), "count"].sum())
+        blind = int(((rows["encryption"] == "tls") & rows["protocol"].isna()).sum())
         if blind:
             notes.append(
                 f"{blind} {label} TLS {noun} have no TLS summary line (TLS log level 0?):"
                 " protocol, cipher and trust are unknown for them."
             )
-        unlogged = int(rows.loc[rows["evidence"] == "no-tls-logging", "count"].sum())
-        if unlogged:
-            notes.append(
-                f"{unlogged} {label} {noun} show no TLS evidence either way: their service logged no TLS"
-                " lines at all (TLS log level 0?), so they count as unknown, not plaintext."
-            )
+        notes.extend(_blind_notes(label, noun, rows))
     return notes
 
 
-Period = tuple[tuple[float, int | None], tuple[float, int | None]]
+def period(frame: pd.DataFrame) -> Period | None:
+    """(start, zone offset) of the first and the last session, or None if no row has a time."""
+    starts = frame["start"].dropna()
+    if not len(starts):
+        return None
+    ends = []
+    for index in (starts.idxmin(), starts.idxmax()):
+        offset = frame.at[index, "offset"]
+        ends.append((float(frame.at[index, "start"]), None if pd.isna(offset) else int(offset)))
+    return ends[0], ends[1]
 
 
-def build_report(frame: pd.DataFrame, stats: LineStats, *, period: Period | None = None, peers: int = 10) -> dict:
-    """The whole report as JSON-ready data. ``period``: (start, zone offset) of the first and
-    the last session (`tlslog.frames.period`)."""
+def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10) -> dict:
+    """The whole report as JSON-ready data."""
     inbound = frame[frame["kind"] == "inbound"]
     outbound = frame[frame["kind"] == "outbound"]
     summary_in = direction_summary(inbound)
     summary_out = direction_summary(outbound)
     legacy = frame[(frame["encryption"] == "tls") & frame["protocol"].isin(LEGACY_PROTOCOLS)]
+    span = period(frame)
     return {
         "inbound": summary_in,
         "outbound": summary_out,
         "by_protocol": _merge(summary_in["by_protocol"], summary_out["by_protocol"], PROTOCOL_ORDER),
         "by_trust": _merge(summary_in["by_trust"], summary_out["by_trust"], TRUST_ORDER),
-        "by_ip_version": dict(Counter(summary_in["by_ip_version"]) + Counter(summary_out["by_ip_version"])),
-        "lines": {
-            "read": stats.read,
-            "postfix": stats.postfix,
-            "parsed": stats.parsed,
-            "unparsed": stats.unparsed,
-            "other": stats.other,
-            "unrecognized": stats.unrecognized,
-            "duplicate": stats.duplicate,
-            "invalid_utf8": stats.invalid_utf8,
-        },
-        "period": {"first": format_wall(*period[0]), "last": format_wall(*period[1])} if period else None,
+        "by_ip_version": _ip_versions(Counter(summary_in["by_ip_version"]) + Counter(summary_out["by_ip_version"])),
+        "lines": stats.as_dict(),
+        "period": {"first": format_wall(*span[0]), "last": format_wall(*span[1])} if span else None,
         "plaintext_peers": {
             "inbound": peer_table(inbound[inbound["encryption"] == "plaintext"], peers),
             "outbound": peer_table(outbound[outbound["encryption"] == "plaintext"], peers),

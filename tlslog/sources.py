@@ -3,8 +3,9 @@
 `resolve` turns the command-line arguments into an ordered list of `Source`s (rotated logs
 oldest first) plus the errors of arguments that cannot be read, so the readable ones are still
 analysed. `read_blocks` yields decompressed bytes; compression is recognised by magic bytes,
-not by file name. A compressed file cut short (rotation, full disk) yields everything that
-could be decompressed and then raises `DamagedInput`.
+not by file name. However much the data inflates (a "bomb" of gigabytes of one byte), the
+output comes in bounded blocks. A compressed file cut short (rotation, full disk) yields
+everything that could be decompressed and then raises `DamagedInput`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import DamagedInput, InputError
 
@@ -135,7 +137,7 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _decompressor(kind: str):  # noqa: ANN202 - zlib/bz2/lzma objects share no base class
+def _decompressor(kind: str) -> zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor:
     if kind == "gzip":
         return zlib.decompressobj(wbits=31)
     if kind == "bzip2":
@@ -144,7 +146,7 @@ def _decompressor(kind: str):  # noqa: ANN202 - zlib/bz2/lzma objects share no b
 
 
 def read_blocks(source: Source, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
-    """The source's bytes, decompressed, in blocks of any size.
+    """The source's bytes, decompressed, in blocks of at most ``block_size`` bytes.
 
     Streams (stdin, pipes) are sniffed for compression from their first bytes, so
     ``cat maillog.1.gz | tlslog report`` works too.
@@ -163,8 +165,8 @@ def read_blocks(source: Source, block_size: int = BLOCK_SIZE) -> Iterator[bytes]
         raise InputError(source.name, _reason(exc)) from exc
 
 
-def _read_stream(source: Source, handle, block_size: int) -> Iterator[bytes]:  # noqa: ANN001
-    raw = iter(lambda: handle.read(block_size), b"")
+def _read_stream(source: Source, handle: BinaryIO, block_size: int) -> Iterator[bytes]:
+    raw: Iterator[bytes] = iter(lambda: handle.read(block_size), b"")
     kind = source.compression
     if kind is None and not source.regular:
         first = next(raw, b"")
@@ -177,35 +179,49 @@ def _read_stream(source: Source, handle, block_size: int) -> Iterator[bytes]:  #
     if kind is None:
         yield from raw
     else:
-        yield from _decompress(source.name, kind, raw)
+        yield from _decompress(source.name, kind, raw, block_size)
 
 
-def _decompress(name: str, kind: str, raw_blocks: Iterator[bytes]) -> Iterator[bytes]:
+def _decompress(name: str, kind: str, raw_blocks: Iterator[bytes], limit: int = BLOCK_SIZE) -> Iterator[bytes]:
+    """Decompressed blocks of at most ``limit`` bytes each, whatever the compression ratio.
+
+    A block of compressed input can inflate a thousandfold (gzip) or far more (bzip2, xz): the
+    decompressor is asked for ``limit`` bytes at a time and keeps the rest of its input until
+    asked again (zlib hands it back as ``unconsumed_tail``; bz2 and lzma keep it and say
+    ``needs_input``), so memory stays bounded by ``limit`` plus one compressed block.
+    """
     engine = _decompressor(kind)
-    pending = b""
-    finished_member = False
-    while True:
-        raw = pending or next(raw_blocks, b"")
-        pending = b""
+    raw = next(raw_blocks, b"")
+    while raw:
+        drained = False  # the engine holds no more output for the input given so far
+        while not drained:
+            try:
+                out = engine.decompress(raw, limit)
+            except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+                raise DamagedInput(name, f"corrupt {kind} data ({exc})") from exc
+            if out:
+                yield out
+            if engine.eof:
+                break
+            if isinstance(engine, (bz2.BZ2Decompressor, lzma.LZMADecompressor)):
+                raw = b""  # kept inside until asked for more output
+                drained = engine.needs_input
+            else:  # zlib hands back what it did not read; a full block may leave output pending
+                raw = engine.unconsumed_tail
+                drained = not raw and len(out) < limit
+        if not engine.eof:
+            raw = next(raw_blocks, b"")
+            continue
+        # the end of a member: another may follow (``cat a.gz b.gz``, pigz, pbzip2)
+        raw = engine.unused_data or next(raw_blocks, b"")
         if not raw:
-            break
-        if finished_member:  # concatenated members (``cat a.gz b.gz``, pigz, pbzip2)
-            engine = _decompressor(kind)
-            finished_member = False
-        try:
-            out = engine.decompress(raw)
-        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-            raise DamagedInput(name, f"corrupt {kind} data ({exc})") from exc
-        if out:
-            yield out
-        if getattr(engine, "eof", False):
-            pending = engine.unused_data
-            finished_member = True
-            if not pending and not (pending := next(raw_blocks, b"")):
-                return
-            if kind == "gzip" and not pending.startswith(b"\x1f\x8b"):
-                if pending.strip(b"\x00"):
+            return
+        if kind == "gzip":
+            while len(raw) < 2 and (more := next(raw_blocks, b"")):  # a magic cut across two blocks
+                raw += more
+            if not raw.startswith(b"\x1f\x8b"):
+                if raw.strip(b"\x00"):
                     raise DamagedInput(name, "trailing garbage after the gzip data")
                 return
-    if not finished_member:
-        raise DamagedInput(name, f"{kind} data ends early (file truncated?)")
+        engine = _decompressor(kind)
+    raise DamagedInput(name, f"{kind} data ends early (file truncated?)")

@@ -51,16 +51,21 @@ class YearClock:
     state its first line would have seen, so chunks give the same answer as one pass.
     """
 
-    __slots__ = ("_days", "month", "year")
+    __slots__ = ("_days", "first_month", "month", "year")
 
     def __init__(self, year: int, month: int | None = None) -> None:
         self.year = year
         self.month = month
+        #: the month of the first stamp this clock placed (None: none yet); with the state it
+        #: started from, that decides every year it gives (see `tlslog.stitch`)
+        self.first_month: int | None = None
         #: ``"Nov 28"`` -> that day's midnight, for days of the current (year, month) state
         self._days: dict[str, float] = {}
 
     def advance(self, month: int) -> int:
         """Move the state to a stamp in ``month``; return the year that stamp belongs to."""
+        if self.first_month is None:
+            self.first_month = month
         if self.month is None:
             self.month = month
         elif month < self.month - _ROLLOVER_GAP:
@@ -73,6 +78,10 @@ class YearClock:
             self.month = month
             self._days.clear()
         return self.year
+
+    def state(self) -> tuple[int, int | None]:
+        """(year, month): everything the years of later stamps depend on."""
+        return self.year, self.month
 
     def wall(self, stamp: str) -> float | None:
         """Seconds for ``Mon dd HH:MM:SS[.ffffff]``, or None if the stamp is malformed."""

@@ -1,0 +1,84 @@
+"""Read inputs into the session table: sources → plan → scan (in workers) → stitch → settle.
+
+`analyze` is the library's entry point; every command, the store and a cluster runner start
+from the `Analysis` it returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .accounting import LineStats
+from .engine.plan import Planner
+from .engine.run import default_jobs, run_local
+from .engine.scan import ChunkResult, Unparsed, scan
+from .errors import DamagedInput, InputError
+from .fold import DEFAULT_TIMEOUT
+from .settle import Evidence
+from .sources import resolve
+from .stitch import Stitcher, needs_redo
+
+__all__ = ["Analysis", "Options", "analyze"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run the engine; the defaults are what the CLI uses."""
+
+    jobs: int = 0  # 0: one worker per available core
+    year: int | None = None
+    now: dt.datetime | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    chunk_size: int | None = None  # bytes per chunk; None: `tlslog.engine.plan.default_chunk_size()`
+    keep_unparsed: int = 0  # how many unparsed lines to keep for `tlslog unparsed`
+    #: session-table columns the caller reads (None: all); what settlement needs is always kept
+    columns: tuple[str, ...] | None = None
+
+
+@dataclass
+class Analysis:
+    """The session table (settled, one row per session or delivery, in log order), the
+    evidence it was settled with, the line accounting, and what went wrong with inputs."""
+
+    sessions: pd.DataFrame
+    evidence: Evidence
+    stats: LineStats
+    sources: list[str] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+    unparsed: list[Unparsed] = field(default_factory=list)
+
+
+def analyze(args: list[str], options: Options | None = None,
+            progress: Callable[[ChunkResult], None] | None = None) -> Analysis:
+    """Read the inputs (paths, globs, ``-``; stdin when empty) into a settled session table."""
+    options = options or Options()
+    sources, errors = resolve(args)
+    planner = Planner(chunk_size=options.chunk_size, year=options.year, now=options.now,
+                      keep_unparsed=options.keep_unparsed, timeout=options.timeout, columns=options.columns)
+    stitcher = Stitcher(options.timeout, options.columns)
+    unparsed: list[Unparsed] = []
+    names: list[str] = []
+    for task, result in run_local(planner.tasks(sources), options.jobs or default_jobs()):
+        if stitcher.clock is not None and needs_redo(result.first_month, (task.year, task.month), stitcher.clock):
+            # The planner guessed this chunk's year state from its first line, and the previous
+            # chunk ended where that guess gives other years: redo it from the true state.
+            result = scan(dataclasses.replace(task, year=stitcher.clock[0], month=stitcher.clock[1]))
+        if result.error is not None:
+            errors.append(result.error)
+        for item in result.unparsed:
+            if len(unparsed) < options.keep_unparsed:
+                unparsed.append(Unparsed(item.line + stitcher.line_base, item.tag, item.message))
+        if not names or names[-1] != task.source:
+            names.append(task.source)
+        stitcher.add(result, task.source)
+        if progress is not None:
+            progress(result)
+    sessions, evidence = stitcher.finish()
+    errors.extend(planner.errors)
+    errors.sort(key=lambda e: isinstance(e, DamagedInput))
+    return Analysis(sessions, evidence, stitcher.stats, names, errors, unparsed)

@@ -1,0 +1,110 @@
+"""Stitch chunk results, in input order, into exactly the result of one sequential pass.
+
+Each chunk was folded on its own (`tlslog.engine.scan`). The stitcher keeps one sequential
+`Fold` for what crosses chunk edges: for every chunk it replays the events buffered at the
+chunk's head into the state carried over, closes what the chunk's resets closed, and adopts
+the chunk's open sessions (`tlslog.fold.EdgeState`). Line numbers and epochs of a chunk count
+from its own start; the stitcher moves them to the whole input's count. The result: one
+session-table partition per chunk, one for the sessions that crossed an edge, and the
+evidence table, ready for `tlslog.table.settle`.
+
+The year of classic (year-less) stamps depends on the lines before a chunk; the planner
+guessed it. `needs_redo` tells when the guess could have changed a year, so that the chunk
+is scanned again from the true state.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import table
+from .accounting import LineStats
+from .engine.scan import ChunkResult
+from .fold import DEFAULT_TIMEOUT, Fold, Places
+from .settle import Evidence
+from .timestamps import YearClock
+
+__all__ = ["Stitcher", "needs_redo"]
+
+#: Rows of sessions that crossed chunk edges are turned into a partition this many at a time.
+_FLUSH_ROWS = 20_000
+
+
+def needs_redo(first_month: int | None, guessed: tuple[int, int | None], true: tuple[int, int | None]) -> bool:
+    """Whether a chunk scanned from the ``guessed`` year state may differ from one scanned from
+    the ``true`` state (the one the previous chunk ended with). Both are compared after the
+    chunk's first classic stamp, so an ordinary month boundary between chunks is no reason."""
+    if first_month is None or guessed == true:
+        return False
+    after_guess, after_true = YearClock(*guessed), YearClock(*true)
+    return (after_guess.advance(first_month), after_guess.state()) != (after_true.advance(first_month),
+                                                                       after_true.state())
+
+
+class Stitcher:
+    """Merge `ChunkResult`s in order; `finish` gives the session table and the evidence."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, columns: tuple[str, ...] | None = None) -> None:
+        self.places = Places()
+        self.fold = Fold(timeout=timeout, places=self.places)
+        self.columns = columns
+        self.parts: list[pd.DataFrame] = []
+        self.evidence = Evidence()
+        self.stats = LineStats()
+        self.line_base = 0
+        self.restarts: dict[str | None, int] = {}  # per host, restarts in the chunks so far
+        self.clock: tuple[int, int | None] | None = None  # year state after the last chunk
+
+    def add(self, result: ChunkResult, source: str) -> None:
+        """Continue with the next chunk's result (``source``: the input it was read from)."""
+        base = self.line_base
+        places = self.places
+        places.add_source(base, source)
+        epoch_base = dict(self.restarts)
+        edge = result.edge
+        for line, host in edge.restarts:
+            places.add_restart(host, line + base)
+            self.restarts[host] = self.restarts.get(host, 0) + 1
+        rows = result.rows
+        if len(rows):
+            rows["line"] += base
+            if epoch_base and rows["host"].isin(list(epoch_base)).any():
+                shift = rows["host"].astype(object).map(epoch_base).fillna(0).astype("int32")
+                rows["epoch"] = (rows["epoch"] + shift.to_numpy()).astype("int32")
+            self.parts.append(rows)
+        self.evidence.update(result.evidence, epoch_base)
+        fold = self.fold
+        for events in edge.heads.values():
+            for event in events:
+                fold.feed(event.role, event.kind, event.wall, event.offset, event.line + base, event.key,
+                          event.values)
+        for key in edge.settled_in:
+            if key in fold.inbound:
+                fold.close(key)  # what the chunk's first `connect` of this key did
+            tail = edge.inbound.get(key)
+            if tail is not None:
+                tail.line += base
+                tail.epoch += epoch_base.get(key[0], 0)
+                fold.inbound[key] = tail
+        for key in edge.settled_out:
+            conn = edge.outbound.get(key)
+            if conn is None:
+                fold.outbound.pop(key, None)
+            else:
+                fold.outbound[key] = conn
+        fold.sweep()
+        if len(fold.rows) >= _FLUSH_ROWS:  # keep rows compact, not as tuples (a log of endless sessions)
+            self.parts.append(table.partition(fold.rows, self.columns))
+            fold.rows.clear()
+        self.line_base += result.stats.read
+        self.stats.add(result.stats)
+        if result.first_month is not None:
+            self.clock = result.clock
+
+    def finish(self) -> tuple[pd.DataFrame, Evidence]:
+        """Close what is still open (the input ended): the settled session table and the evidence."""
+        self.parts.append(table.partition(self.fold.finish(), self.columns))
+        self.evidence.update(self.fold.evidence)
+        frame = table.concat(self.parts)
+        frame["line"] += 1  # 1-based, as exported
+        return table.settle(frame, self.evidence), self.evidence
