@@ -219,10 +219,10 @@ RULES = [
     STATUS,
     STATUS_DAMAGED,
     *tls.RULES[1:],
-    *tls.DETAIL_RULES,
     CONNECT_FAILED,
     EHLO_DISCARD,
     DIAGNOSTIC,
+    *tls.DETAIL_RULES,  # after the common lines (none of them is a diagnostic), before the notes
     DELIVERY_NOTE,
     TLS_FAILURE_TEXT,
     tls.PEER_NOTE,

@@ -195,10 +195,10 @@ RULES = [
     TLS_ABORT,
     ACTION,
     *tls.RULES[1:],
-    *tls.DETAIL_RULES,
     PIPELINING,
     EHLO_DISCARD,
     DIAGNOSTIC,
+    *tls.DETAIL_RULES,  # after the common lines (none of them is a diagnostic), before peer notes
     tls.PEER_NOTE,
     QUEUE_NOTE,
 ]

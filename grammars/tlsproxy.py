@@ -51,7 +51,7 @@ RULES = [
     PROXY_DISCONNECT,
     *tls.RULES,
     HANDSHAKE_FAILED,
-    *tls.DETAIL_RULES,
     DIAGNOSTIC,
+    *tls.DETAIL_RULES,
     tls.PEER_NOTE,
 ]

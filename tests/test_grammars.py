@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from tlslog.grammars.common import DIAGNOSTIC
 from tlslog.grammars import ANY_PROGRAM, PROGRAMS, UNKNOWN_PROGRAM, all_rules, smtp, tls
 from tlslog.parse import RuleSet, parse_with_pyparsing
 from tlslog.engine.scan import describe_line
@@ -191,9 +192,13 @@ def test_detail_rules_are_in_every_tls_program_before_the_catch_alls():
         names = [rule.name for rule in rules]
         assert tls.DETAIL_NAMES <= set(names)
         last_detail = max(names.index(n) for n in tls.DETAIL_NAMES)
-        for catch_all in ("peer_note", "queue_note", "delivery_note", "diagnostic"):
+        for catch_all in ("peer_note", "queue_note", "delivery_note"):
             if catch_all in names:
                 assert names.index(catch_all) > last_detail, catch_all
+    # detail comes after the diagnostic rule (it is rare, diagnostics are not): no detail line
+    # is a diagnostic, so that order cannot steal one
+    diagnostic = RuleSet([DIAGNOSTIC])
+    assert not [text for rule in tls.DETAIL_RULES for text, _ in rule.samples if diagnostic.parse(text)]
     # detail never carries a verdict: no rule the summary, failure or delivery logic reads
     assert not tls.DETAIL_NAMES & {r.name for r in tls.RULES}
     assert not tls.DETAIL_NAMES & {"status", "status_damaged", "delivery_note", "peer_note"}

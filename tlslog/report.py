@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 
 from .accounting import LineStats
@@ -41,12 +42,16 @@ def _ordered(counts: Counter, order: list[str]) -> dict[str, int]:
 
 
 def _counts(rows: pd.DataFrame, column: str, missing: str | None = None) -> Counter:
-    """Rows per value of ``column`` (missing values under ``missing``, or dropped)."""
-    values = rows[column].astype(object)
-    if missing is not None:
-        values = values.fillna(missing)
-    sizes = values.astype(str).where(values.notna()).value_counts(dropna=True)
-    return Counter({str(k): int(v) for k, v in sizes.items() if v})
+    """Rows per value of ``column`` (missing values under ``missing``, or dropped). Counted on
+    the column's categories or integers directly: no conversion of every row to text."""
+    sizes = rows[column].value_counts(dropna=missing is None, sort=False)
+    counts: Counter = Counter()
+    for value, n in sizes.items():
+        if n:
+            key = missing if value is None or value is pd.NA or value != value else str(value)
+            if key is not None:
+                counts[key] += int(n)
+    return counts
 
 
 def _ip_versions(counts: Counter) -> dict[str, int]:
@@ -81,14 +86,12 @@ def peer_table(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
     """The peers with the most rows (ties by name and address), with their counts."""
     if rows.empty:
         return []
-    peers = pd.DataFrame({
-        "peer_name": rows["peer_name"].astype(object).fillna(""),
-        "peer_ip": rows["peer_ip"].astype(object).fillna(""),
-    })
-    totals = peers.groupby(["peer_name", "peer_ip"], sort=True).size().reset_index(name="count")
-    top = totals.sort_values("count", ascending=False, kind="stable").head(limit)
-    return [{"peer_name": name or None, "peer_ip": ip or None, "sessions": int(n)}
-            for name, ip, n in top.itertuples(index=False)]
+    sizes = rows.groupby(["peer_name", "peer_ip"], observed=True, dropna=False, sort=False).size()
+    if limit < len(sizes):  # only the peers that can make the top (ties included) are sorted
+        sizes = sizes[sizes >= np.partition(sizes.to_numpy(), len(sizes) - limit)[len(sizes) - limit]]
+    top = sorted((-int(n), name if isinstance(name, str) else "", ip if isinstance(ip, str) else "")
+                 for (name, ip), n in sizes.items() if n)[:limit]
+    return [{"peer_name": name or None, "peer_ip": ip or None, "sessions": -n} for n, name, ip in top]
 
 
 def _day_text(day: int) -> str:

@@ -10,6 +10,8 @@ and ``evidence`` columns. Nothing here decides a verdict.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -85,12 +87,17 @@ def partition(rows: list[tuple], columns: tuple[str, ...] | None = None) -> pd.D
     names = _wanted(columns)
     if not rows:
         return empty(names)
-    return pd.DataFrame({name: _column(name, [row[i] for row in rows]) for name in names
-                         for i in (_INDEX[name],)}, copy=False)
+    return pd.DataFrame({name: _column(name, list(map(itemgetter(_INDEX[name]), rows))) for name in names},
+                        copy=False)
 
 
 def empty(names: Sequence[str]) -> pd.DataFrame:
-    """A table without rows, with the dtypes of those columns."""
+    """A table without rows, with the dtypes of those columns (shared: do not modify it)."""
+    return _empty(tuple(names))
+
+
+@lru_cache(maxsize=16)
+def _empty(names: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({name: _column(name, []) for name in names})
 
 
@@ -102,11 +109,7 @@ def _union(columns: list[pd.Categorical]) -> pd.Categorical:
     if all(c.categories is categories or c.categories.equals(categories) for c in columns[1:]):
         codes = np.concatenate([c.codes for c in columns])
         return pd.Categorical.from_codes(codes, dtype=first.dtype, validate=False)
-    seen: dict[object, int] = {}
-    for column in columns:
-        for value in column.categories:
-            seen.setdefault(value, len(seen))
-    union = pd.Index(list(seen), dtype=object)
+    union = pd.Index(pd.unique(np.concatenate([c.categories.to_numpy(dtype=object) for c in columns])), dtype=object)
     parts = []
     for column in columns:
         mapping = np.append(union.get_indexer(column.categories), -1).astype(np.int32)
@@ -137,20 +140,52 @@ def _none(value: object) -> object:
     return None if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) else value
 
 
+_SETTLE_KEYS = ("source", "host", "service", "epoch", "day", "fold_evidence")
+
+
 def settle(frame: pd.DataFrame, evidence: Evidence) -> pd.DataFrame:
-    """Add the final ``encryption`` and ``evidence`` columns and sort rows by ``line``."""
-    fold_encryption = frame["fold_encryption"]
-    encryption = fold_encryption.astype(object).to_numpy(copy=True)
-    reason = frame["fold_evidence"].astype(object).to_numpy(copy=True)
-    pending = (fold_encryption == PENDING).to_numpy()
+    """Add the final ``encryption`` and ``evidence`` columns and sort rows by ``line``.
+
+    Rows that are not pending keep their fold verdict; the pending ones take the decision of
+    their (stretch, service, fold evidence), made once per distinct key (on codes, not text).
+    """
+    fold_codes = frame["fold_encryption"].cat.codes.to_numpy()
+    enc_codes = fold_codes.astype(np.int8, copy=True)  # FOLD_VERDICTS extends ENCRYPTIONS
+    fold_evidence = frame["fold_evidence"].array
+    reasons = list(fold_evidence.categories)
+    ev_codes = fold_evidence.codes.astype(np.int32, copy=True)
+    pending = fold_codes == schema.FOLD_VERDICTS.index(PENDING)
     if pending.any():
-        keys = frame.loc[pending, ["source", "host", "service", "epoch", "day", "fold_evidence"]]
-        codes, uniques = pd.MultiIndex.from_frame(keys).factorize()
-        decided = decisions(((_none(s), _none(h), str(svc), int(e), int(d), str(f)) for s, h, svc, e, d, f in uniques),
+        columns = [frame[name] for name in _SETTLE_KEYS]
+        parts = []
+        for column in columns:
+            values = (column.cat.codes if isinstance(column.dtype, pd.CategoricalDtype) else column).to_numpy()[pending]
+            values = values.astype(np.int64)
+            parts.append(values - int(values.min()))
+        radices = [int(p.max()) + 1 for p in parts]
+        if np.prod(np.array(radices, dtype=object)) < 2**62:  # the key columns' codes as one number
+            keys = np.zeros(len(parts[0]), dtype=np.int64)
+            for values, radix in zip(parts, radices):
+                keys = keys * radix + values
+            _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        else:  # pragma: no cover - more distinct stretches than one integer can number
+            _, first, inverse = np.unique(np.stack(parts, axis=1), axis=0, return_index=True, return_inverse=True)
+        rows = np.flatnonzero(pending)[first]
+        values = [[_none(v) for v in c.iloc[rows].astype(object)] for c in columns]
+        decided = decisions(((s, h, str(svc), int(e), int(d), str(f)) for s, h, svc, e, d, f in zip(*values)),
                             evidence)
-        encryption[pending] = np.array([v for v, _ in decided], dtype=object)[codes]
-        reason[pending] = np.array([r for _, r in decided], dtype=object)[codes]
-    frame = frame.assign(encryption=_categorical(encryption, _FIXED["encryption"]), evidence=_categorical(reason))
+        index = {name: i for i, name in enumerate(reasons)}
+        for _, reason in decided:
+            index.setdefault(reason, len(index))
+        reasons = list(index)
+        inverse = inverse.reshape(-1)
+        enc_codes[pending] = np.array([schema.ENCRYPTIONS.index(v) for v, _ in decided], dtype=np.int8)[inverse]
+        ev_codes[pending] = np.array([index[r] for _, r in decided], dtype=np.int32)[inverse]
+    frame = frame.assign(
+        encryption=pd.Categorical.from_codes(enc_codes, dtype=_FIXED["encryption"], validate=False),
+        evidence=pd.Categorical.from_codes(ev_codes, dtype=pd.CategoricalDtype(pd.Index(reasons, dtype=object)),
+                                           validate=False),
+    )
     order = schema.names(tuple(frame.columns))
     frame = frame[[name for name in order if name in frame.columns]]
     if len(frame) and not frame["line"].is_monotonic_increasing:

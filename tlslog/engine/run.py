@@ -14,7 +14,7 @@ import signal
 from collections.abc import Iterator
 
 from .plan import Task
-from .scan import ChunkResult, scan
+from .scan import ChunkResult, prepare, scan
 
 __all__ = ["default_jobs", "run_local"]
 
@@ -44,6 +44,7 @@ def run_local(tasks: Iterator[Task], jobs: int) -> Iterator[tuple[Task, ChunkRes
             for task in tasks:
                 yield task, scan(task)
         return
+    prepare()  # compiled once here, shared by the forked workers
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     pool = context.Pool(jobs, initializer=_ignore_sigint)

@@ -30,7 +30,7 @@ from ..settle import Evidence
 from ..timestamps import YearClock
 from .plan import Task
 
-__all__ = ["POSTFIX_PROGRAMS", "ChunkResult", "Unparsed", "describe_line", "scan"]
+__all__ = ["POSTFIX_PROGRAMS", "ChunkResult", "Unparsed", "describe_line", "prepare", "scan"]
 
 #: postscreen lines carry no TLS evidence (a STARTTLS during its tests shows up in tlsproxy):
 #: its rules are in the grammar, but the scan counts its lines without parsing them.
@@ -100,6 +100,12 @@ def _prefix_patterns() -> tuple[Any, Any, tuple[int, int, int], Any, tuple[int, 
     tail = re.compile(lower_rule(prefix.TAG_PID_ONLY).pattern)
     return (classic.match, tail.match, tuple(classic.groupindex[n] for n in ("stamp", "host", "tag")),  # type: ignore[return-value]
             classic, (tail.groupindex["tag"], tail.groupindex["pid"]))
+
+
+def prepare() -> None:
+    """Compile the rules now (before worker processes fork, so that they share them)."""
+    _parsers()
+    _prefix_patterns()
 
 
 def describe_line(line: str, year: int = 2000) -> tuple[Record | None, Match | None]:
