@@ -10,12 +10,14 @@ The library in three calls (the CLI is a thin layer over them)::
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
 __all__ = ["Analysis", "Options", "__version__", "analyze", "build_report"]
 
 
-def __getattr__(name: str):  # noqa: ANN202 - lazy: `tlslog --version` must not import pandas
+def __getattr__(name: str) -> Any:  # lazy: `tlslog --version` must not import pandas
     if name in ("analyze", "Analysis", "Options"):
         from . import analysis
 

@@ -8,7 +8,7 @@ conversions happen in the fold, through `tlslog.fields`.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = ["FIELDS", "INBOUND_KINDS", "KINDS", "OUTBOUND_KINDS", "Event", "Key", "Values"]
 
@@ -84,7 +84,7 @@ Values = (Connect | Disconnect | TlsSummary | Client | Lost | TlsAbort | SslErro
           | CertVerifyFailed | EhloDiscard | Status)
 
 #: Rule name -> the tuple class of its fields. A damaged delivery line reads like a delivery.
-KINDS: dict[str, type] = {
+KINDS: dict[str, Any] = {
     "connect": Connect,
     "disconnect": Disconnect,
     "tls_summary": TlsSummary,
@@ -99,7 +99,7 @@ KINDS: dict[str, type] = {
     "status_damaged": Status,
 }
 #: The fields of each rule the fold reads, in tuple order (`tlslog.parse.RuleSet` ``select``).
-FIELDS: dict[str, tuple[str, ...]] = {kind: cls._fields for kind, cls in KINDS.items()}  # type: ignore[attr-defined]
+FIELDS: dict[str, tuple[str, ...]] = {kind: cls._fields for kind, cls in KINDS.items()}
 #: Rules that belong to one side only; the others say it in their ``direction`` field, or
 #: (library problems, EHLO keyword notes) take the side of the program that logged them.
 INBOUND_KINDS = frozenset({"connect", "disconnect", "client", "lost", "tls_abort"})

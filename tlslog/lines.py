@@ -62,12 +62,12 @@ class LineSplitter:
         offset: int | None = None
         stamp = f.get("stamp")
         if kind == "classic":
-            wall = self.clock.wall(stamp)  # type: ignore[arg-type]
+            wall = self.clock.wall(stamp)
         elif stamp is not None:
             parsed = self._iso(stamp)
             if parsed is not None:
                 wall, offset = parsed
-        return Record(wall, offset, f.get("host"), f["tag"], f["pid"], f["message"] or "")  # type: ignore[arg-type]
+        return Record(wall, offset, f.get("host"), f["tag"], f["pid"], f["message"] or "")
 
     def _iso(self, stamp: str) -> tuple[float, int | None] | None:
         cached = self._iso_cache.get(stamp, False)

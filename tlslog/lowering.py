@@ -116,7 +116,7 @@ class _Lowerer:
         if isinstance(expr, pp.MatchFirst):
             return "(?>" + "|".join(self.lower(e) for e in expr.exprs) + ")"
         if isinstance(expr, pp.Opt):
-            if expr.defaultValue is not pp.Opt._Opt__optionalNotMatched:  # type: ignore[attr-defined]
+            if expr.defaultValue is not pp.Opt._Opt__optionalNotMatched:
                 raise NotLowerable("Opt with a default value")
             return f"(?:{self.lower(expr.expr)})?+"
         if isinstance(expr, (pp.ZeroOrMore, pp.OneOrMore)):

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pyparsing as pp
 
 from .grammars import Rule
 from .lowering import NotLowerable, lower_rule
 
-__all__ = ["Match", "RuleSet", "parse_with_pyparsing"]
+__all__ = ["Fields", "Match", "RuleSet", "parse_with_pyparsing"]
 
-#: A successful parse: the rule (event kind) and its fields, raw text or None when absent
-#: (a dict, or a tuple of selected fields, see `RuleSet`).
-Match = tuple[str, dict[str, str | None] | tuple | None]
+#: Every field of a rule by name: raw text, or None when absent.
+Fields = dict[str, str | None]
+#: A successful parse: the rule (event kind) and its fields: `Fields`, or, from a `RuleSet`
+#: with ``select``, the tuple of the selected fields (None for a rule not selected).
+Match = tuple[str, Any]
 
 
 def parse_with_pyparsing(rules: Sequence[Rule], text: str) -> Match | None:
@@ -45,7 +48,7 @@ def _text_or_none(value: object) -> str | None:
 Select = dict[str, tuple[str, ...]]
 
 
-def _dict_getter(fields: tuple[str, ...], groups: tuple[str, ...]) -> Callable[[re.Match], dict]:
+def _dict_getter(fields: tuple[str, ...], groups: tuple[str, ...]) -> Callable[[re.Match], Any]:
     if not groups:
         return lambda m: {}
     if len(groups) == 1:
@@ -53,7 +56,7 @@ def _dict_getter(fields: tuple[str, ...], groups: tuple[str, ...]) -> Callable[[
     return lambda m: dict(zip(fields, m.group(*groups)))
 
 
-def _tuple_getter(groups: tuple[str, ...]) -> Callable[[re.Match], tuple]:
+def _tuple_getter(groups: tuple[str, ...]) -> Callable[[re.Match], Any]:
     if not groups:
         return lambda m: ()
     if len(groups) == 1:
@@ -66,7 +69,7 @@ class _CompiledSegment:
 
     def __init__(self, rules: list[tuple[Rule, object]], select: Select | None) -> None:
         parts = []
-        self._by_marker: dict[str, tuple[str, Callable[[re.Match], object]]] = {}
+        self._by_marker: dict[str, tuple[str, Callable[[re.Match], Any]]] = {}
         #: marker -> (rule name, selected group names or None), see `RuleSet.compiled`
         self.selected: dict[str, tuple[str, tuple[str, ...] | None]] = {}
         for index, (rule, lowered) in enumerate(rules):
@@ -79,7 +82,7 @@ class _CompiledSegment:
             elif rule.name in select:
                 getter = _tuple_getter(tuple(prefix + f for f in select[rule.name]))
             else:
-                getter = _NONE
+                getter = _none
             self._by_marker[marker] = (rule.name, getter)
             wanted = select.get(rule.name) if select is not None else None
             self.selected[marker] = (rule.name, tuple(prefix + f for f in wanted) if wanted else None)
@@ -94,7 +97,7 @@ class _CompiledSegment:
         return name, getter(m)
 
 
-def _NONE(m: re.Match) -> None:  # noqa: N802 - a constant-like getter
+def _none(m: re.Match) -> None:
     return None
 
 
@@ -109,7 +112,7 @@ class _PyparsingSegment:
             return found
         name, fields = found
         wanted = self.select.get(name)
-        return name, None if wanted is None else tuple(fields[f] for f in wanted)  # type: ignore[index]
+        return name, None if wanted is None else tuple(fields[f] for f in wanted)
 
 
 class RuleSet:
@@ -123,7 +126,7 @@ class RuleSet:
     def __init__(self, rules: Sequence[Rule], select: Select | None = None) -> None:
         self.rules = list(rules)
         self.fallback_rules: list[str] = []
-        segments: list[Callable[[str], Match | None]] = []
+        segments: list[Callable[[str, int], Match | None]] = []
         pending: list[tuple[Rule, object]] = []
         for index, rule in enumerate(self.rules):
             try:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator
-from typing import TextIO
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 import pandas as pd
 from rich import box
@@ -37,7 +37,7 @@ EXPORT_FIELDS = schema.EXPORT_COLUMNS
 _INT_FIELDS = frozenset(c.name for c in schema.SESSION if c.kind.startswith("int"))
 
 
-def _plain(value: object) -> object:
+def _plain(value: object) -> Any:
     if value is None or value is pd.NA:
         return None
     if isinstance(value, float) and math.isnan(value):
@@ -56,13 +56,13 @@ def session_records(frame: pd.DataFrame) -> Iterator[dict]:
         for name in present:
             value = _plain(columns[name][i])
             if name in ("start", "end"):
-                value = format_wall(value, None if offset is None else int(offset))  # type: ignore[arg-type]
+                value = format_wall(value, None if offset is None else int(offset))
             elif name == "pid":
                 value = int(value) if isinstance(value, str) and value.isdigit() else value
             elif name == "queue_ids":
                 value = value.split() if isinstance(value, str) else []
             elif name in _INT_FIELDS and value is not None:
-                value = int(value)  # type: ignore[call-overload]
+                value = int(value)
             elif name == "complete":
                 value = bool(value)
             record[name] = value
@@ -138,7 +138,7 @@ def _small_table(title: str) -> Table:
                  show_edge=False, pad_edge=False)
 
 
-def _breakdown(title: str, counts: dict[str, int], label=str) -> Table:  # noqa: ANN001
+def _breakdown(title: str, counts: dict[str, int], label: Callable[[str], str] = str) -> Table:
     table = _small_table(title)
     table.add_column("", no_wrap=True)
     table.add_column("count", justify="right", no_wrap=True)

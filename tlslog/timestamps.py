@@ -40,8 +40,8 @@ def _classic_wall(stamp: str, year: int) -> float:
     day_number = int(day)
     if month == 2 and day_number == 29 and not calendar.isleap(year):
         day_number = 28  # a Feb 29 line placed in a non-leap year: keep it, do not crash
-    clock = dt.datetime(year, month, day_number, int(hours), int(minutes))  # ValueError if invalid
-    return calendar.timegm(clock.timetuple()) + float(seconds)
+    moment = dt.datetime(year, month, day_number, int(hours), int(minutes))  # ValueError if invalid
+    return calendar.timegm(moment.timetuple()) + float(seconds)
 
 
 class YearClock:

@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from ..errors import InputError
 from ..fold import DEFAULT_TIMEOUT
@@ -198,7 +198,7 @@ class Planner:
         return task
 
 
-def _line_end(handle: BinaryIO, end: int, total: int) -> int | None:
+def _line_end(handle: IO[bytes], end: int, total: int) -> int | None:
     """Where the line that ``end`` falls in ends (after its newline, or the end of the file);
     None if that is more than `_KEEP` bytes away (an overlong line)."""
     handle.seek(end)
@@ -256,7 +256,7 @@ class _LongLine:
         self.invalid += not self.valid
         self._start()
 
-    def read_through(self, handle: BinaryIO, total: int) -> int:
+    def read_through(self, handle: IO[bytes], total: int) -> int:
         """Read the line from the handle's position: where the next line starts."""
         while True:
             block = handle.read(1 << 20)

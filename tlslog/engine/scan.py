@@ -291,7 +291,7 @@ def scan(task: Task) -> ChunkResult:
             mm = how.match(line, m.end())  # type: ignore[union-attr]
             if mm is not None:
                 parsed += 1
-                kind, groups, make, handler, reset, settled, is_detail = how.table[mm.lastgroup]  # type: ignore[union-attr]
+                kind, groups, make, handler, reset, settled, is_detail = how.table[mm.lastgroup]  # type: ignore[union-attr,index]
                 if groups is None:
                     detail += is_detail
                     continue  # a known line without verdict evidence
@@ -326,10 +326,10 @@ def scan(task: Task) -> ChunkResult:
         if repeated:
             continue
         if role == "?":
-            role = _role_by_content(kind, fields)  # type: ignore[arg-type]
+            role = _role_by_content(kind, fields)
         if role is None:
             continue
-        values_typed: Values = fields if isinstance(fields, KINDS[kind]) else KINDS[kind]._make(fields)  # type: ignore[attr-defined]
+        values_typed: Values = fields if isinstance(fields, KINDS[kind]) else KINDS[kind]._make(fields)
         if record is None:
             key, wall, offset = (host, tag, m.group(g_tail_pid)), wall_of(stamp), None  # type: ignore[arg-type]
         else:
