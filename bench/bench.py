@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Benchmark tlslog against pflogsumm on the same maillog, in the same run.
 
-    python bench/bench.py MAILLOG [MAILLOG ...] [--runs 3] [--gz] [--json out.json]
+    python bench/bench.py MAILLOG [MAILLOG ...] [--runs 3] [--gz] [--before PYTHON] [--json out.json]
 
 For each file it runs, alternating so that machine drift hits every command alike:
 ``pflogsumm FILE`` (Debian package ``pflogsumm``), ``tlslog report FILE --format json``,
 ``cat FILE | tlslog report --format json``, ``tlslog report FILE --jobs 1``, and with ``--gz``
-``tlslog report FILE.gz`` (compressed once into a temporary directory). It prints, per
+``tlslog report FILE.gz`` (compressed once into a temporary directory), and with ``--before
+PYTHON`` the ``tlslog report FILE`` of another installation (the interpreter of its venv, e.g.
+a checkout of the previous release), to measure a change before and after in the same run.
+It prints, per
 command, the median wall time of ``--runs`` runs (min-max), lines per second, the peak resident
 memory of the largest single process (``wait4`` rusage, as ``/usr/bin/time`` reports it), and
 the ratio to pflogsumm. It also checks that every tlslog variant printed the same JSON.
@@ -37,6 +40,7 @@ class Command:
     walls: list[float] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)  # KiB
     outputs: set[str] = field(default_factory=set)
+    same_output: bool = True  # must print what every other tlslog variant prints
 
 
 def run_once(cmd: Command) -> None:
@@ -57,7 +61,7 @@ def run_once(cmd: Command) -> None:
     cmd.rss.append(usage.ru_maxrss)
     if proc.returncode != 0:
         raise SystemExit(f"{cmd.label} failed with exit code {proc.returncode}")
-    if "tlslog" in cmd.label:
+    if "tlslog" in cmd.label and cmd.same_output:
         cmd.outputs.add(out.decode())
 
 
@@ -66,7 +70,7 @@ def count_lines(path: Path) -> int:
         return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 24), b""))
 
 
-def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path) -> dict:
+def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path, before: str | None = None) -> dict:
     lines = count_lines(path)
     tlslog = [sys.executable, "-m", "tlslog", "report"]
     commands = []
@@ -79,6 +83,9 @@ def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path) -> dict:
         Command("cat FILE | tlslog report", [*tlslog, "--format", "json"], stdin_from=path),
         Command("tlslog report FILE --jobs 1", [*tlslog, str(path), "--format", "json", "--jobs", "1"]),
     ]
+    if before:
+        commands.append(Command("before: tlslog report FILE", [before, "-m", "tlslog", "report", str(path),
+                                                                "--format", "json"], same_output=False))
     if with_gz:
         gz = tmp / (path.name + ".gz")
         with path.open("rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
@@ -91,6 +98,7 @@ def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path) -> dict:
     if len(outputs) != 1:
         raise SystemExit(f"{path}: tlslog variants printed different reports")
     baseline = statistics.median(commands[0].walls) if commands[0].label.startswith("pflogsumm") else None
+    earlier = next((statistics.median(c.walls) for c in commands if c.label.startswith("before:")), None)
     rows = []
     for cmd in commands:
         wall = statistics.median(cmd.walls)
@@ -102,6 +110,7 @@ def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path) -> dict:
             "lines_per_s": round(lines / wall),
             "peak_rss_mib": round(max(cmd.rss) / 1024, 1),
             "ratio_to_pflogsumm": round(wall / baseline, 3) if baseline else None,
+            "ratio_to_before": round(wall / earlier, 3) if earlier and cmd.label == "tlslog report FILE" else None,
         })
     return {"file": str(path), "bytes": path.stat().st_size, "lines": lines, "runs": runs, "results": rows}
 
@@ -109,11 +118,14 @@ def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path) -> dict:
 def print_table(result: dict) -> None:
     print(f"\n{result['file']}: {result['lines']:,} lines, {result['bytes'] / 2**20:,.0f} MiB, "
           f"median of {result['runs']} runs")
-    print(f"{'command':34} {'wall s (min-max)':>22} {'lines/s':>11} {'peak RSS MiB':>13} {'vs pflogsumm':>13}")
+    print(f"{'command':34} {'wall s (min-max)':>22} {'lines/s':>11} {'peak RSS MiB':>13} {'vs pflogsumm':>13}"
+          f" {'vs before':>10}")
     for row in result["results"]:
         ratio = "" if row["ratio_to_pflogsumm"] is None else f"{row['ratio_to_pflogsumm']:.3f}"
+        versus = "" if row["ratio_to_before"] is None else f"{row['ratio_to_before']:.3f}"
         wall = f"{row['wall_s']:.2f} ({row['wall_min_s']:.2f}-{row['wall_max_s']:.2f})"
-        print(f"{row['command']:34} {wall:>22} {row['lines_per_s']:>11,} {row['peak_rss_mib']:>13.1f} {ratio:>13}")
+        print(f"{row['command']:34} {wall:>22} {row['lines_per_s']:>11,} {row['peak_rss_mib']:>13.1f} {ratio:>13}"
+              f" {versus:>10}")
 
 
 def main() -> None:
@@ -121,6 +133,8 @@ def main() -> None:
     parser.add_argument("files", nargs="+", type=Path, help="maillog files (plain text)")
     parser.add_argument("--runs", type=int, default=3, help="runs per command (default 3; the median is shown)")
     parser.add_argument("--gz", action="store_true", help="also time a gzip-compressed copy")
+    parser.add_argument("--before", metavar="PYTHON",
+                        help="also time `PYTHON -m tlslog report FILE` (another installation's interpreter)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -128,7 +142,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="tlslog-bench-") as tmp:
         for path in args.files:
-            result = bench_file(path, args.runs, args.gz, Path(tmp))
+            result = bench_file(path, args.runs, args.gz, Path(tmp), args.before)
             print_table(result)
             results.append(result)
     if args.json:

@@ -19,6 +19,7 @@ from .engine.run import default_jobs, run_local
 from .engine.scan import ChunkResult, Unparsed, scan
 from .errors import DamagedInput, InputError
 from .fold import DEFAULT_TIMEOUT
+from .schema import Projection
 from .settle import Evidence
 from .sources import resolve
 from .stitch import Stitcher, needs_redo
@@ -36,8 +37,11 @@ class Options:
     timeout: float = DEFAULT_TIMEOUT
     chunk_size: int | None = None  # bytes per chunk; None: `tlslog.engine.plan.default_chunk_size()`
     keep_unparsed: int = 0  # how many unparsed lines to keep for `tlslog unparsed`
-    #: session-table columns the caller reads (None: all); what settlement needs is always kept
-    columns: tuple[str, ...] | None = None
+    #: session-table columns the caller reads, or its `Projection` (None: all); what settlement
+    #: needs is always kept
+    columns: tuple[str, ...] | Projection | None = None
+    #: rows in log order (the export's promise); a report does not need it and saves the sort
+    ordered: bool = True
 
 
 @dataclass
@@ -60,7 +64,7 @@ def analyze(args: list[str], options: Options | None = None,
     sources, errors = resolve(args)
     planner = Planner(chunk_size=options.chunk_size, year=options.year, now=options.now,
                       keep_unparsed=options.keep_unparsed, timeout=options.timeout, columns=options.columns)
-    stitcher = Stitcher(options.timeout, options.columns)
+    stitcher = Stitcher(options.timeout, options.columns, ordered=options.ordered)
     unparsed: list[Unparsed] = []
     names: list[str] = []
     for task, result in run_local(planner.tasks(sources), options.jobs or default_jobs()):

@@ -21,6 +21,7 @@ from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_STRICT, Tlslo
 
 if TYPE_CHECKING:
     from .analysis import Analysis
+    from .schema import Projection
 
 HELP = """\
 How much of your mail crosses the wire encrypted? tlslog reads Postfix logs and tells, for
@@ -83,13 +84,15 @@ _debug = False
 
 
 def _run(files: list[str] | None, jobs: int, year: int | None, timeout: float, strict: bool, debug: bool,
-         *, columns: tuple[str, ...] | None = None, keep_unparsed: int = 0) -> Analysis:
+         *, columns: tuple[str, ...] | Projection | None = None, ordered: bool = True,
+         keep_unparsed: int = 0) -> Analysis:
     global _debug
     _debug = debug
     from .analysis import Options, analyze  # the engine (and pandas) only when a command runs
     from .progress import progress_for
 
-    options = Options(jobs=jobs, year=year, timeout=timeout, keep_unparsed=keep_unparsed, columns=columns)
+    options = Options(jobs=jobs, year=year, timeout=timeout, keep_unparsed=keep_unparsed, columns=columns,
+                      ordered=ordered)
     with progress_for(files or []) as progress:
         analysis = analyze(files or [], options, progress=progress)
     for error in analysis.errors:
@@ -128,7 +131,7 @@ def report(
     from .report import COLUMNS, build_report
 
     with _user_errors():
-        analysis = _run(files, jobs, year, timeout, strict, debug, columns=COLUMNS)
+        analysis = _run(files, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False)
         data = build_report(analysis.sessions, analysis.stats, peers=peers)
         if format is ReportFormat.json:
             write_json(data, sys.stdout)
@@ -187,7 +190,7 @@ def unparsed(
     from .shapes import group_by_shape
 
     with _user_errors():
-        analysis = _run(files, jobs, year, 3600.0, False, debug, columns=(), keep_unparsed=100_000)
+        analysis = _run(files, jobs, year, 3600.0, False, debug, columns=(), ordered=False, keep_unparsed=100_000)
         for shape, items in group_by_shape(analysis.unparsed):
             print(f"{len(items):>8}  {shape}")
             for item in items[:examples]:

@@ -16,20 +16,25 @@ import numpy as np
 import pandas as pd
 
 from .accounting import LineStats
+from .schema import Projection
 from .timestamps import format_wall
 
 __all__ = ["COLUMNS", "build_report", "direction_summary", "period", "peer_table"]
 
-#: The session-table columns these functions read (the engine returns only these).
-COLUMNS = ("kind", "start", "offset", "host", "service", "peer_name", "peer_ip", "ip_version", "encryption",
-           "evidence", "trust", "protocol", "source", "day")
+#: Protocols a report lists the peers of.
+LEGACY_PROTOCOLS = frozenset({"TLSv1.1", "TLSv1", "SSLv3", "SSLv2"})
+#: What these functions read of the session table (the engine returns only this): peers only
+#: where a peer list can show them (plaintext rows, pending ones that may be, old TLS).
+COLUMNS = Projection(
+    ("kind", "start", "offset", "host", "service", "peer_name", "peer_ip", "ip_version", "encryption",
+     "evidence", "trust", "protocol", "source", "day"),
+    peer_verdicts=frozenset({"plaintext", "pending"}),
+    peer_protocols=LEGACY_PROTOCOLS,
+)
 
 #: Newest first; anything else (DTLS, future versions) follows in name order.
 PROTOCOL_ORDER = ["TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3", "SSLv2"]
 TRUST_ORDER = ["Verified", "Trusted", "Untrusted", "Anonymous"]
-#: Protocols a report lists the peers of.
-LEGACY_PROTOCOLS = frozenset({"TLSv1.1", "TLSv1", "SSLv3", "SSLv2"})
-
 Period = tuple[tuple[float, int | None], tuple[float, int | None]]
 
 
@@ -149,13 +154,21 @@ def period(frame: pd.DataFrame) -> Period | None:
     return ends[0], ends[1]
 
 
+#: What the per-direction parts read (the rows of one direction are copied with these only).
+_SUMMARY_COLUMNS = ["encryption", "evidence", "trust", "protocol", "ip_version", "source", "host", "service", "day"]
+_PEER_COLUMNS = ["peer_name", "peer_ip"]
+
+
 def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10) -> dict:
     """The whole report as JSON-ready data."""
-    inbound = frame[frame["kind"] == "inbound"]
-    outbound = frame[frame["kind"] == "outbound"]
+    is_inbound = (frame["kind"] == "inbound").to_numpy()
+    inbound = frame.loc[is_inbound, _SUMMARY_COLUMNS]
+    outbound = frame.loc[~is_inbound, _SUMMARY_COLUMNS]
     summary_in = direction_summary(inbound)
     summary_out = direction_summary(outbound)
-    legacy = frame[(frame["encryption"] == "tls") & frame["protocol"].isin(LEGACY_PROTOCOLS)]
+    plaintext = (frame["encryption"] == "plaintext").to_numpy()
+    legacy = frame.loc[((frame["encryption"] == "tls") & frame["protocol"].isin(LEGACY_PROTOCOLS)).to_numpy(),
+                       _PEER_COLUMNS]
     span = period(frame)
     return {
         "inbound": summary_in,
@@ -166,8 +179,8 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10) -> d
         "lines": stats.as_dict(),
         "period": {"first": format_wall(*span[0]), "last": format_wall(*span[1])} if span else None,
         "plaintext_peers": {
-            "inbound": peer_table(inbound[inbound["encryption"] == "plaintext"], peers),
-            "outbound": peer_table(outbound[outbound["encryption"] == "plaintext"], peers),
+            "inbound": peer_table(frame.loc[is_inbound & plaintext, _PEER_COLUMNS], peers),
+            "outbound": peer_table(frame.loc[~is_inbound & plaintext, _PEER_COLUMNS], peers),
         },
         "legacy_tls_peers": peer_table(legacy, peers),
         "notes": _notes(inbound, outbound),

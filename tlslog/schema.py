@@ -22,6 +22,7 @@ from typing import Literal
 
 __all__ = [
     "ENCRYPTIONS",
+    "Projection",
     "EXPORT_COLUMNS",
     "FOLD_VERDICTS",
     "SESSION",
@@ -114,6 +115,19 @@ _BY_NAME = {c.name: c for c in SESSION}
 EXPORT_COLUMNS: tuple[str, ...] = tuple(c.name for c in SESSION if c.export)
 #: What `tlslog.settle` reads of every row: its stretch of log and its fold verdict.
 SETTLE_COLUMNS: tuple[str, ...] = ("source", "host", "service", "epoch", "day", "fold_encryption", "fold_evidence")
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What one consumer reads of the session table: its columns and, optionally, the rows whose
+    peer (``peer_name``, ``peer_ip``) it reads: rows whose fold verdict is in ``peer_verdicts``
+    or whose protocol is in ``peer_protocols``; elsewhere those two stay empty. A report that
+    lists plaintext and old-TLS peers needs no address of every TLS session, and a table of
+    millions of rows is then far smaller (the distinct addresses are most of its text)."""
+
+    columns: tuple[str, ...]
+    peer_verdicts: frozenset[str] | None = None  # None: peers on every row
+    peer_protocols: frozenset[str] = frozenset()
 
 
 def column(name: str) -> Column:

@@ -44,11 +44,13 @@ def needs_redo(first_month: int | None, guessed: tuple[int, int | None], true: t
 class Stitcher:
     """Merge `ChunkResult`s in order; `finish` gives the session table and the evidence."""
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT, columns: tuple[str, ...] | None = None) -> None:
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, columns: table.Wanted = None, *,
+                 ordered: bool = True) -> None:
+        self.ordered = ordered
         self.places = Places()
         self.fold = Fold(timeout=timeout, places=self.places)
         self.columns = columns
-        self.parts: list[pd.DataFrame] = []
+        self.table = table.Accumulator(columns)
         self.evidence = Evidence()
         self.stats = LineStats()
         self.line_base = 0
@@ -71,7 +73,7 @@ class Stitcher:
             if epoch_base and rows["host"].isin(list(epoch_base)).any():
                 shift = rows["host"].astype(object).map(epoch_base).fillna(0).astype("int32")
                 rows["epoch"] = (rows["epoch"] + shift.to_numpy()).astype("int32")
-            self.parts.append(rows)
+            self.table.add(rows)
         self.evidence.update(result.evidence, epoch_base)
         fold = self.fold
         for events in edge.heads.values():
@@ -94,7 +96,7 @@ class Stitcher:
                 fold.outbound[key] = conn
         fold.sweep()
         if len(fold.rows) >= _FLUSH_ROWS:  # keep rows compact, not as tuples (a log of endless sessions)
-            self.parts.append(table.partition(fold.rows, self.columns))
+            self.table.add(table.partition(fold.rows, self.columns))
             fold.rows.clear()
         self.line_base += result.stats.read
         self.stats.add(result.stats)
@@ -103,8 +105,8 @@ class Stitcher:
 
     def finish(self) -> tuple[pd.DataFrame, Evidence]:
         """Close what is still open (the input ended): the settled session table and the evidence."""
-        self.parts.append(table.partition(self.fold.finish(), self.columns))
+        self.table.add(table.partition(self.fold.finish(), self.columns))
         self.evidence.update(self.fold.evidence)
-        frame = table.concat(self.parts)
+        frame = self.table.frame()
         frame["line"] += 1  # 1-based, as exported
-        return table.settle(frame, self.evidence), self.evidence
+        return table.settle(frame, self.evidence, ordered=self.ordered), self.evidence

@@ -1,8 +1,9 @@
 """The session table in pandas: typed columns from `tlslog.schema`, built, joined, settled.
 
 `partition` turns the fold's rows into a compact DataFrame (categoricals for repeated text,
-nullable integers) with the columns a consumer asked for; workers return these. `concat`
-joins partitions in order (categories are unioned, never widened to objects), and `settle`
+nullable integers) with the columns a consumer asked for; workers return these. An
+`Accumulator` joins partitions in order as they arrive (one dictionary of values per
+categorical column, never widened to objects), and `settle`
 applies `tlslog.settle`'s decisions to the ``pending`` rows, giving the final ``encryption``
 and ``evidence`` columns. Nothing here decides a verdict.
 """
@@ -20,7 +21,7 @@ from . import schema
 from .fold import ROW
 from .settle import PENDING, Evidence, decisions
 
-__all__ = ["concat", "empty", "partition", "settle"]
+__all__ = ["Accumulator", "empty", "partition", "settle"]
 
 _INDEX = {name: i for i, name in enumerate(ROW)}
 _NULLABLE_INT = {"int8": "Int8", "int16": "Int16", "int32": "Int32", "int64": "Int64"}
@@ -81,14 +82,25 @@ def _wanted(columns: tuple[str, ...] | None) -> tuple[str, ...]:
     return tuple(name for name in schema.names(columns) if name in _INDEX)
 
 
-def partition(rows: list[tuple], columns: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Rows of the fold (`tlslog.fold.ROW` tuples) as a typed DataFrame of the ``columns``
-    asked for (None: all) plus what settlement needs; ``line`` stays as the fold counted it."""
-    names = _wanted(columns)
+Wanted = tuple[str, ...] | schema.Projection | None
+
+
+def partition(rows: list[tuple], wanted: Wanted = None) -> pd.DataFrame:
+    """Rows of the fold (`tlslog.fold.ROW` tuples) as a typed DataFrame of the columns asked
+    for (None: all) plus what settlement needs; ``line`` stays as the fold counted it."""
+    projection = wanted if isinstance(wanted, schema.Projection) else None
+    names = _wanted(projection.columns if projection else wanted)  # type: ignore[arg-type]
     if not rows:
         return empty(names)
-    return pd.DataFrame({name: _column(name, list(map(itemgetter(_INDEX[name]), rows))) for name in names},
-                        copy=False)
+    values = {name: list(map(itemgetter(_INDEX[name]), rows)) for name in names}
+    if projection is not None and projection.peer_verdicts is not None:
+        verdicts, protocols = projection.peer_verdicts, projection.peer_protocols
+        keep = [v in verdicts or p in protocols for v, p in zip(map(itemgetter(_INDEX["fold_encryption"]), rows),
+                                                                map(itemgetter(_INDEX["protocol"]), rows))]
+        for name in ("peer_name", "peer_ip"):
+            if name in values:
+                values[name] = [v if k else None for v, k in zip(values[name], keep)]
+    return pd.DataFrame({name: _column(name, column) for name, column in values.items()}, copy=False)
 
 
 def empty(names: Sequence[str]) -> pd.DataFrame:
@@ -117,23 +129,68 @@ def _union(columns: list[pd.Categorical]) -> pd.Categorical:
     return pd.Categorical.from_codes(np.concatenate(parts), dtype=pd.CategoricalDtype(union), validate=False)
 
 
-def concat(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Partitions one after another, each column keeping its dtype (categories unioned)."""
-    parts = [p for p in parts if len(p)] or list(parts[:1])
+def concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Partitions one after another, each column keeping its dtype (categories unioned).
+
+    The list is consumed: each column of the parts is dropped as soon as it is joined, so the
+    peak memory is the result plus one column, not twice the table.
+    """
+    parts[:] = [p for p in parts if len(p)] or parts[:1]
     if not parts:
-        return empty(_wanted(None))
+        return empty(_wanted(None)).copy()
     if len(parts) == 1:
-        return parts[0].reset_index(drop=True)
+        return parts.pop().reset_index(drop=True)
     data: dict[str, object] = {}
-    for name in parts[0].columns:
-        first = parts[0][name]
+    for name in list(parts[0].columns):
+        columns = [p.pop(name) for p in parts]
+        first = columns[0]
         if isinstance(first.dtype, pd.CategoricalDtype):
-            data[name] = _union([p[name].array for p in parts])
+            data[name] = _union([c.array for c in columns])
+        elif schema.column(name).kind == "text":
+            data[name] = pd.Series(np.concatenate([c.to_numpy(dtype=object) for c in columns]), dtype=object)
         elif isinstance(first.dtype, pd.api.extensions.ExtensionDtype):
-            data[name] = pd.array(pd.concat([p[name] for p in parts], ignore_index=True), dtype=first.dtype)
+            data[name] = type(first.array)._concat_same_type([c.array for c in columns])
         else:
-            data[name] = np.concatenate([p[name].to_numpy() for p in parts])
+            data[name] = np.concatenate([c.to_numpy() for c in columns])
+        del columns, first
+    parts.clear()
     return pd.DataFrame(data, copy=False)
+
+
+class Accumulator:
+    """Partitions joined as they arrive, in order.
+
+    Every `MERGE` partitions of one size are joined into one (a merge in levels, so each row is
+    copied only a few times whatever the length of the input): categories are unioned there,
+    so a text seen in every chunk (a peer address, a host) is soon held once.
+    """
+
+    MERGE = 16
+
+    def __init__(self, wanted: Wanted = None) -> None:
+        self.columns = wanted.columns if isinstance(wanted, schema.Projection) else wanted  # of a table without rows
+        self.parts: list[pd.DataFrame] = []
+        self.levels: list[int] = []  # of each part: how many merges it went through
+
+    def add(self, part: pd.DataFrame) -> None:
+        if not len(part):
+            return
+        self.parts.append(part)
+        self.levels.append(0)
+        merge = self.MERGE
+        while len(self.levels) >= merge and len(set(self.levels[-merge:])) == 1:
+            level = self.levels[-1]
+            merged = concat(self.parts[-merge:])
+            del self.parts[-merge:], self.levels[-merge:]
+            self.parts.append(merged)
+            self.levels.append(level + 1)
+
+    def frame(self) -> pd.DataFrame:
+        """The table of every partition added (the accumulator is emptied)."""
+        if not self.parts:
+            return empty(_wanted(self.columns)).copy()
+        self.levels.clear()
+        return concat(self.parts)
 
 
 def _none(value: object) -> object:
@@ -143,8 +200,9 @@ def _none(value: object) -> object:
 _SETTLE_KEYS = ("source", "host", "service", "epoch", "day", "fold_evidence")
 
 
-def settle(frame: pd.DataFrame, evidence: Evidence) -> pd.DataFrame:
-    """Add the final ``encryption`` and ``evidence`` columns and sort rows by ``line``.
+def settle(frame: pd.DataFrame, evidence: Evidence, *, ordered: bool = True) -> pd.DataFrame:
+    """Add the final ``encryption`` and ``evidence`` columns and sort rows by ``line`` (unless not
+    ``ordered``: a report does not need it). ``frame`` is consumed: its columns move into the result.
 
     Rows that are not pending keep their fold verdict; the pending ones take the decision of
     their (stretch, service, fold evidence), made once per distinct key (on codes, not text).
@@ -181,13 +239,16 @@ def settle(frame: pd.DataFrame, evidence: Evidence) -> pd.DataFrame:
         inverse = inverse.reshape(-1)
         enc_codes[pending] = np.array([schema.ENCRYPTIONS.index(v) for v, _ in decided], dtype=np.int8)[inverse]
         ev_codes[pending] = np.array([index[r] for _, r in decided], dtype=np.int32)[inverse]
-    frame = frame.assign(
-        encryption=pd.Categorical.from_codes(enc_codes, dtype=_FIXED["encryption"], validate=False),
-        evidence=pd.Categorical.from_codes(ev_codes, dtype=pd.CategoricalDtype(pd.Index(reasons, dtype=object)),
-                                           validate=False),
-    )
-    order = schema.names(tuple(frame.columns))
-    frame = frame[[name for name in order if name in frame.columns]]
-    if len(frame) and not frame["line"].is_monotonic_increasing:
-        frame = frame.sort_values("line", kind="stable").reset_index(drop=True)
-    return frame
+    frame["encryption"] = pd.Categorical.from_codes(enc_codes, dtype=_FIXED["encryption"], validate=False)
+    frame["evidence"] = pd.Categorical.from_codes(ev_codes, dtype=pd.CategoricalDtype(pd.Index(reasons, dtype=object)),
+                                                  validate=False)
+    del enc_codes, ev_codes, pending
+    names = [name for name in schema.names(tuple(frame.columns)) if name in frame.columns]
+    line = frame["line"].to_numpy()
+    order = None if not ordered or len(line) < 2 or bool((line[1:] >= line[:-1]).all()) else \
+        np.argsort(line, kind="stable")
+    data = {}
+    for name in names:  # one column at a time, so that the table is never held twice
+        column = frame.pop(name)
+        data[name] = column if order is None else column.take(order).reset_index(drop=True)
+    return pd.DataFrame(data, copy=False)

@@ -20,6 +20,7 @@ from typing import IO
 from ..errors import InputError
 from ..fold import DEFAULT_TIMEOUT
 from ..lines import MAX_LINE
+from ..schema import Projection
 from ..sources import Source, read_blocks
 from ..timestamps import MONTHS, YearClock, start_year
 
@@ -59,7 +60,7 @@ class Task:
     end: int = 0
     keep_unparsed: int = 0
     timeout: float = DEFAULT_TIMEOUT
-    columns: tuple[str, ...] | None = None  # session-table columns to return (None: all)
+    columns: tuple[str, ...] | Projection | None = None  # session-table columns to return (None: all)
     previous: bytes | None = None  # the line before this chunk, to drop a duplicate of it
     #: an overlong line read through by the planner instead of data: (its pieces of
     #: `LONGEST_LINE`, each one line, and how many of them held invalid UTF-8)
@@ -76,7 +77,7 @@ class Planner:
 
     def __init__(self, *, chunk_size: int | None = None, year: int | None = None, now: dt.datetime | None = None,
                  keep_unparsed: int = 0, timeout: float = DEFAULT_TIMEOUT,
-                 columns: tuple[str, ...] | None = None) -> None:
+                 columns: tuple[str, ...] | Projection | None = None) -> None:
         self.chunk_size = chunk_size or default_chunk_size()
         self.year = year
         self.now = now
