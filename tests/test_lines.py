@@ -64,7 +64,7 @@ def test_prefix_formats(line, expected):
     "x" * 70000, "\x00\x00\x00", "Jun  4 11:52:07 mx1", "<22>1 nonsense",
 ])
 def test_unrecognised_lines(line):
-    assert LineSplitter(YearClock(2026)).split(line) is None or line.startswith("Jun 32")
+    assert LineSplitter(YearClock(2026)).split(line) is None
 
 
 def test_bad_day_gives_no_time_not_a_crash():

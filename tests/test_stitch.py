@@ -87,6 +87,11 @@ def test_a_wrong_year_guess_is_redone(tmp_path, monkeypatch):
     assert redone == [1]
 
 
+#: tasks of the log, and the edge of its 4th chunk: keys with head events, keys it settled, open
+#: sessions and connections at its end (sessions of 5 lines cut every 2048 bytes)
+EDGE = (50, 2, 3, 0, 3)
+
+
 def test_edge_state_is_a_plain_value(tmp_path):
     """What a worker returns pickles without bound methods or open handles, so any executor
     (a process pool, a cluster) can carry it."""
@@ -94,8 +99,11 @@ def test_edge_state_is_a_plain_value(tmp_path):
     tasks = list(Planner(chunk_size=2048, year=2026).tasks(resolve([str(path)])[0]))
     result = scan(tasks[3])
     edge = result.edge
-    assert edge.heads and edge.settled_in and (edge.inbound or edge.outbound)
+    # the chunk starts inside sessions (events before their key's first reset) and ends in others
+    assert (len(tasks), len(edge.heads), len(edge.settled_in), len(edge.inbound), len(edge.outbound)) == EDGE
     for value in (edge, result.evidence, result.stats):
-        assert pickle.loads(pickle.dumps(value)) is not None
+        again = pickle.loads(pickle.dumps(value))
+        assert type(again) is type(value)
+    assert pickle.loads(pickle.dumps(result.stats)) == result.stats
     assert not any(callable(v) for v in vars(edge).values())
     assert all(type(event).__name__ == "Event" for events in edge.heads.values() for event in events)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .. import truthcheck
-from .conftest import tlslog_outputs
+from .conftest import TLSLOG_COMMANDS, tlslog_outputs
 from .driver import HANDLERS
 from .harness import RUNS, SEGMENTS_FILE, RunResult
 
@@ -26,6 +26,8 @@ def tlslog(name: str, maillog: Path) -> str:
     """The stdout of ``tlslog sessions``/``tlslog report`` on a maillog (run once, see conftest)."""
     done = tlslog_outputs(maillog)[name]
     assert done.returncode == 0, f"{' '.join(done.args[2:])} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    kept = maillog.parent / TLSLOG_COMMANDS[name][1]  # the copy a failure message points to
+    assert kept.read_text() == done.stdout, kept
     return done.stdout
 
 
@@ -62,14 +64,16 @@ def test_every_scenario_happened(run: RunResult) -> None:
         assert reloads == sorted(set(reloads)) and run.info["reload_lines"] == ",".join(map(str, reloads))
         lines = run.maillog.read_text().splitlines()
         assert all(" reload -- version " in lines[n - 1] for n in reloads), where(run)
-        assert (run.directory / SEGMENTS_FILE).exists()
+        written = json.loads((run.directory / SEGMENTS_FILE).read_text(encoding="utf-8"))
+        assert written == {"run": run.name, "reload_lines": reloads, "segments": run.segments}, where(run)
     assert {r["ip_version"] for r in rows if r["direction"] == "in"} == {4, 6}
     assert {r["ip_version"] for r in rows if r["direction"] == "out"} == {4, 6}
     sent = [r for r in rows if r["direction"] == "out" and r["outcome"] == "sent"]
     assert all(r["log_sink_queue_id"] for r in sent), f"sink queue id not found in the log {where(run)}"
     if run.name == "loglevel1":
         reused = {r["dest_domain"] for r in rows if (r.get("log_conn_use") or 0) >= 2}
-        assert {"cache.example", "cache6.example", "plaincache.example"} <= reused, f"conn_use=2 missing {where(run)}"
+        assert reused == {"cache.example", "cache6.example", "plaincache.example"}, (
+            f"conn_use>=2 on {sorted(reused)} {where(run)}")
 
 
 def test_a_wrong_verdict_is_caught_at_every_level(run: RunResult) -> None:
@@ -83,7 +87,9 @@ def test_a_wrong_verdict_is_caught_at_every_level(run: RunResult) -> None:
         mutated = [dict(s, encryption=wrong) if s.get("kind") == "outbound" and s.get("recipient") == row["rcpt"]
                    and (s.get("queue_ids") or [None])[0] == row["log_queue_id"] else s for s in sessions]
         result = truthcheck.check(run.rows, mutated)
-        assert any(m.id == row["id"] and m.field in ("encryption", "(session)") for m in result.mismatches), (
+        expected = '"tls" | "unknown"' if level == 0 else '"tls"'
+        caught = [m for m in result.mismatches if m.id == row["id"] and m.field == "encryption"]
+        assert caught == [truthcheck.Mismatch(row["id"], "encryption", expected, json.dumps(wrong))], (
             f"level {level}: {row['id']} exported as {wrong} was not caught {where(run)}")
 
 
