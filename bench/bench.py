@@ -37,6 +37,7 @@ class Command:
     label: str
     argv: list[str]
     stdin_from: Path | None = None  # feed this file through a `cat` pipe
+    cwd: Path | None = None  # `python -m tlslog` puts the working directory first on sys.path
     walls: list[float] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)  # KiB
     outputs: set[str] = field(default_factory=set)
@@ -48,10 +49,10 @@ def run_once(cmd: Command) -> None:
     cat = None
     if cmd.stdin_from is not None:
         cat = subprocess.Popen(["cat", str(cmd.stdin_from)], stdout=subprocess.PIPE)
-        proc = subprocess.Popen(cmd.argv, stdin=cat.stdout, stdout=subprocess.PIPE)
+        proc = subprocess.Popen(cmd.argv, stdin=cat.stdout, stdout=subprocess.PIPE, cwd=cmd.cwd)
         cat.stdout.close()  # type: ignore[union-attr]
     else:
-        proc = subprocess.Popen(cmd.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        proc = subprocess.Popen(cmd.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=cmd.cwd)
     out = proc.stdout.read()  # type: ignore[union-attr]
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -85,7 +86,7 @@ def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path, before: str | No
     ]
     if before:
         commands.append(Command("before: tlslog report FILE", [before, "-m", "tlslog", "report", str(path),
-                                                                "--format", "json"], same_output=False))
+                                                                "--format", "json"], same_output=False, cwd=tmp))
     if with_gz:
         gz = tmp / (path.name + ".gz")
         with path.open("rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
@@ -142,7 +143,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="tlslog-bench-") as tmp:
         for path in args.files:
-            result = bench_file(path, args.runs, args.gz, Path(tmp), args.before)
+            result = bench_file(path.resolve(), args.runs, args.gz, Path(tmp), args.before)
             print_table(result)
             results.append(result)
     if args.json:
