@@ -125,8 +125,8 @@ def test_directory_missing_and_unreadable_inputs_among_good_ones(tmp_path):
         unreadable.write_text(SESSION)
         unreadable.chmod(0)
         why = "Permission denied"
-    run = tlslog("report", "--format", "json", str(tmp_path), str(tmp_path / "missing.log"), str(unreadable),
-                 str(LOG))
+    run = tlslog("report", "--format", "json", "--internal", "none", str(tmp_path), str(tmp_path / "missing.log"),
+                 str(unreadable), str(LOG))
     assert run.code == 1
     assert run.stderr == (f"tlslog: {tmp_path}: is a directory (use {tmp_path}/* to read the files in it)\n"
                           f"tlslog: {tmp_path / 'missing.log'}: No such file or directory\n"

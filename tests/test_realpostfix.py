@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tlslog.analysis import Options, analyze
+from tlslog.classify import Classifier
 from tlslog.render import session_records
 from tlslog.report import build_report
 
@@ -24,6 +25,8 @@ from . import truthcheck
 from .conftest import REAL_SAMPLES, SAMPLES, maillogs
 
 MIXED = SAMPLES / "realpostfix" / "e2e-mixed"
+#: The harness talks to itself on loopback: every row is mail on the wire here (--internal none).
+ON_THE_WIRE = Classifier(hops=False)
 SEGMENTS = json.loads((MIXED / "segments.json").read_text(encoding="utf-8"))["segments"]
 
 
@@ -52,7 +55,7 @@ SEGMENT_ITEMS = {0: {"in": 6, "out": 3, "sink": 3}, 1: {"in": 6, "out": 3, "sink
 
 @functools.cache
 def _analysed(sample: Path) -> tuple[list[dict], list[dict], dict]:
-    analysis = analyze([str(p) for p in maillogs(sample)], Options(jobs=1, year=2026))
+    analysis = analyze([str(p) for p in maillogs(sample)], Options(jobs=1, year=2026, classifier=ON_THE_WIRE))
     frame = analysis.sessions
     return _truth(sample), list(session_records(frame)), build_report(frame, analysis.stats)
 
@@ -153,3 +156,30 @@ def test_one_file_with_every_level_but_no_reload_lines_is_caught(tmp_path):
     result = truthcheck.check(_truth(MIXED), list(session_records(analysis.sessions)))
     wrong = sorted((m.id, m.got) for m in result.mismatches)
     assert wrong == [(f"mixed-{n:03d}-out", '"plaintext"') for n in (4, 5, 15, 16, 28, 29, 31)], result.format()
+
+
+def _expected_messages(rows: list[dict]) -> tuple[int, int]:
+    """(inbound, outbound) messages from the truth: every queue id an smtpd session made (the
+    driver's sessions and the sinks' that received relayed mail), and every delivery sent."""
+    inbound = outbound = 0
+    sink_ids = set()
+    for row in rows:
+        if row["direction"] == "in":
+            if "log_message_queue_ids" in row:  # this project's harness: the sink's id is listed too
+                inbound += len(row["log_message_queue_ids"] or ())
+            elif row.get("log_queue_id"):
+                inbound += 1
+        else:
+            outbound += row.get("outcome") == "sent"
+            if row.get("log_sink_queue_id") and not any("log_message_queue_ids" in r for r in rows):
+                sink_ids.add(row["log_sink_queue_id"])
+    return inbound + len(sink_ids), outbound
+
+
+@pytest.mark.parametrize("sample", REAL_SAMPLES, ids=[p.name for p in REAL_SAMPLES])
+def test_message_counts_equal_the_queue_ids_of_the_truth(sample):
+    rows, _, report = _load(sample)
+    inbound, outbound = _expected_messages(rows)
+    assert (report["inbound"]["messages"]["total"], report["outbound"]["messages"]["total"]) == (inbound, outbound)
+    assert report["inbound"]["messages"]["total"] == (report["mx"]["messages"]["total"]
+                                                      + report["submission"]["messages"]["total"])

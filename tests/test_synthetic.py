@@ -42,11 +42,11 @@ def test_the_report_columns_give_the_same_report_as_the_whole_table():
     whole = analyze(path, Options(jobs=1, year=2024))
     projected = analyze(path, Options(jobs=1, year=2024, columns=COLUMNS))
     assert build_report(whole.sessions, whole.stats) == build_report(projected.sessions, projected.stats)
-    assert list(whole.sessions.columns) == [c.name for c in schema.SESSION]  # 38 columns
-    # the report's 14 and what settlement needs: 18, in table order
+    assert list(whole.sessions.columns) == [c.name for c in schema.SESSION]  # 40 columns
+    # the report's 17 and what settlement needs: 21, in table order
     kept = set(COLUMNS.columns) | set(schema.SETTLE_COLUMNS) | {"line"}
     assert list(projected.sessions.columns) == [c.name for c in schema.SESSION if c.name in kept]
-    assert len(kept) == 18
+    assert len(kept) == 21
     # peers only where a peer list can show them: plaintext, pending (settled later), old TLS
     rows = whole.sessions
     listed = rows["fold_encryption"].isin(["plaintext", "pending"]) | rows["protocol"].isin(COLUMNS.peer_protocols)

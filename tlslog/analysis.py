@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .accounting import LineStats
+from .classify import Classifier
 from .engine.plan import Planner
 from .engine.run import default_jobs, run_local
 from .engine.scan import ChunkResult, Unparsed, scan
@@ -42,6 +43,8 @@ class Options:
     columns: tuple[str, ...] | Projection | None = None
     #: rows in log order (the export's promise); a report does not need it and saves the sort
     ordered: bool = True
+    #: roles and hops of rows (`tlslog.classify`)
+    classifier: Classifier = field(default_factory=Classifier)
 
 
 @dataclass
@@ -63,8 +66,9 @@ def analyze(args: list[str], options: Options | None = None,
     options = options or Options()
     sources, errors = resolve(args)
     planner = Planner(chunk_size=options.chunk_size, year=options.year, now=options.now,
-                      keep_unparsed=options.keep_unparsed, timeout=options.timeout, columns=options.columns)
-    stitcher = Stitcher(options.timeout, options.columns, ordered=options.ordered)
+                      keep_unparsed=options.keep_unparsed, timeout=options.timeout, columns=options.columns,
+                      classifier=options.classifier)
+    stitcher = Stitcher(options.timeout, options.columns, ordered=options.ordered, classifier=options.classifier)
     unparsed: list[Unparsed] = []
     names: list[str] = []
     for task, result in run_local(planner.tasks(sources), options.jobs or default_jobs()):

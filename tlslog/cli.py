@@ -21,6 +21,7 @@ from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_STRICT, Tlslo
 
 if TYPE_CHECKING:
     from .analysis import Analysis
+    from .classify import Classifier
     from .schema import Projection
 
 HELP = """\
@@ -64,6 +65,36 @@ Timeout = Annotated[float, typer.Option(
 Strict = Annotated[bool, typer.Option(
     help=f"Exit with code {EXIT_STRICT} if any smtp/smtpd/tlsproxy line was not understood.")]
 Debug = Annotated[bool, typer.Option(help="Show tracebacks of unexpected errors.")]
+Internal = Annotated[Optional[list[str]], typer.Option(
+    "--internal", metavar="CIDR,...|none",
+    help="Networks whose peers are hops inside the mail system, besides loopback (counted apart from mail "
+         "on the wire); 'none': count every row as mail on the wire.", show_default=False)]
+InternalService = Annotated[Optional[list[str]], typer.Option(
+    "--internal-service", metavar="NAME",
+    help="A service whose rows are internal hops (as logged, e.g. postfix/10025/smtpd); repeatable.",
+    show_default=False)]
+SubmissionService = Annotated[Optional[list[str]], typer.Option(
+    "--submission-service", metavar="NAME",
+    help="A service that takes submission (besides …/submission, …/submissions, …/smtps, …/msa); repeatable.",
+    show_default=False)]
+
+
+def _classifier(internal: list[str] | None, internal_service: list[str] | None,
+                submission_service: list[str] | None) -> Classifier:
+    """The roles-and-hops rules of the command line; a bad network is a usage error."""
+    from .classify import Classifier, parse_networks
+
+    texts = internal or []
+    hops = "none" not in [t.strip().lower() for t in texts]
+    networks: tuple[str, ...] = ()
+    for text in texts:
+        if text.strip().lower() == "none":
+            continue
+        try:
+            networks += parse_networks(text)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--internal'") from None
+    return Classifier(networks, frozenset(internal_service or ()), frozenset(submission_service or ()), hops)
 
 
 def _version(value: bool) -> None:
@@ -85,14 +116,16 @@ _debug = False
 
 def _run(files: list[str] | None, jobs: int, year: int | None, timeout: float, strict: bool, debug: bool,
          *, columns: tuple[str, ...] | Projection | None = None, ordered: bool = True,
-         keep_unparsed: int = 0) -> Analysis:
+         keep_unparsed: int = 0, classifier: Classifier | None = None) -> Analysis:
     global _debug
     _debug = debug
     from .analysis import Options, analyze  # the engine (and pandas) only when a command runs
     from .progress import progress_for
 
+    from .classify import Classifier
+
     options = Options(jobs=jobs, year=year, timeout=timeout, keep_unparsed=keep_unparsed, columns=columns,
-                      ordered=ordered)
+                      ordered=ordered, classifier=classifier or Classifier())
     with progress_for(files or []) as progress:
         analysis = analyze(files or [], options, progress=progress)
     for error in analysis.errors:
@@ -114,6 +147,9 @@ def report(
     files: Files = None,
     format: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
     peers: Annotated[int, typer.Option(min=0, help="How many top plaintext peers to list.")] = 10,
+    internal: Internal = None,
+    internal_service: InternalService = None,
+    submission_service: SubmissionService = None,
     jobs: Jobs = 0,
     year: Year = None,
     timeout: Timeout = 3600.0,
@@ -130,8 +166,10 @@ def report(
     from .render import print_renderable, report_renderable, write_json
     from .report import COLUMNS, build_report
 
+    classifier = _classifier(internal, internal_service, submission_service)
     with _user_errors():
-        analysis = _run(files, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False)
+        analysis = _run(files, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
+                        classifier=classifier)
         data = build_report(analysis.sessions, analysis.stats, peers=peers)
         if format is ReportFormat.json:
             write_json(data, sys.stdout)
@@ -144,6 +182,9 @@ def report(
 def sessions(
     files: Files = None,
     format: Annotated[SessionFormat, typer.Option("--format", "-f", help="Output format.")] = SessionFormat.table,
+    internal: Internal = None,
+    internal_service: InternalService = None,
+    submission_service: SubmissionService = None,
     jobs: Jobs = 0,
     year: Year = None,
     timeout: Timeout = 3600.0,
@@ -159,8 +200,9 @@ def sessions(
     """
     from .render import print_renderable, sessions_table, write_sessions_csv, write_sessions_jsonl
 
+    classifier = _classifier(internal, internal_service, submission_service)
     with _user_errors():
-        analysis = _run(files, jobs, year, timeout, strict, debug)
+        analysis = _run(files, jobs, year, timeout, strict, debug, classifier=classifier)
         frame = analysis.sessions
         if format is SessionFormat.jsonl:
             write_sessions_jsonl(frame, sys.stdout)

@@ -170,15 +170,23 @@ def report_renderable(report: dict) -> RenderableType:
     if period:
         title += f"  {period['first'][:16].replace('T', ' ')} → {period['last'][:16].replace('T', ' ')}"
     coverage = _small_table(title)
-    for name in ("", "total", "TLS", "plaintext", "failed", "unknown", "coverage", ""):
-        coverage.add_column(name, justify="left" if name == "" else "right", no_wrap=True)
-    for label, key in (("inbound", "inbound"), ("outbound", "outbound")):
+    coverage.add_column("", no_wrap=True)
+    for name in ("mail", "TLS", "sessions", "TLS", "plaintext", "failed", "unknown"):
+        coverage.add_column(name, justify="right", no_wrap=True)
+    for label, key in (("MX inbound", "mx"), ("submission", "submission"), ("outbound", "outbound")):
         d = report[key]
+        mail = d["messages"]
         coverage.add_row(
-            label, f"{d['total']:,}", f"{d['tls']:,}", f"{d['plaintext']:,}", f"{d['tls_failed']:,}",
-            f"{d['unknown']:,}", _percent(d["coverage"]), _bar(d["coverage"]),
+            label, f"{mail['total']:,}", _percent(mail["coverage"]), f"{d['total']:,}", _percent(d["coverage"]),
+            f"{d['plaintext']:,}", f"{d['tls_failed']:,}", f"{d['unknown']:,}",
         )
-    coverage.caption = "inbound: smtpd sessions, outbound: smtp deliveries. coverage = TLS / (total - unknown)"
+    internal = report["internal"]
+    hops = internal["inbound"]["total"] + internal["outbound"]["total"]
+    if hops:
+        coverage.add_row(Text("internal", style="dim"), Text(f"{internal['inbound']['messages']['total'] + internal['outbound']['messages']['total']:,}", style="dim"),
+                         "", Text(f"{hops:,}", style="dim"), Text("apart", style="dim"), "", "", "")
+    coverage.caption = ("mail: messages accepted or sent; sessions: smtpd sessions (MX, submission) and smtp"
+                        " deliveries (outbound); TLS = TLS / (total - unknown)")
     coverage.caption_justify = "left"
     breakdowns = Columns(
         [

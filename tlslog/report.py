@@ -1,11 +1,15 @@
 """The summary report: pure functions from the settled session table to plain dicts.
 
 Shape of `build_report` (the stable ``tlslog report --format json`` contract, see README):
-``inbound`` / ``outbound`` each ``{total, tls, plaintext, tls_failed, unknown, coverage,
-by_protocol, by_trust, by_ip_version}``; top-level ``by_protocol``, ``by_trust``,
-``by_ip_version`` over both directions; ``lines``; plus ``period``, ``plaintext_peers``,
-``legacy_tls_peers`` and ``notes``. ``coverage = tls / (total - unknown)``, None when nothing
-was counted. ``by_ip_version`` always has ``"4"`` and ``"6"``.
+``inbound`` (every smtpd session on the wire), its split ``mx`` and ``submission``, and
+``outbound`` (every smtp delivery on the wire), each ``{total, tls, plaintext, tls_failed,
+unknown, coverage, messages, by_protocol, by_trust, by_ip_version}``, ``messages`` being the
+same counts for mail (``{total, tls, plaintext, tls_failed, unknown, coverage}``);
+``internal`` holds the same for the hops inside the mail system (``inbound``, ``outbound``),
+counted apart; top-level ``by_protocol``, ``by_trust``, ``by_ip_version`` over both
+directions on the wire; ``lines``; plus ``period``, ``plaintext_peers``, ``legacy_tls_peers``
+and ``notes``. ``coverage = tls / (total - unknown)``, None when nothing was counted.
+``by_ip_version`` always has ``"4"`` and ``"6"``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ LEGACY_PROTOCOLS = frozenset({"TLSv1.1", "TLSv1", "SSLv3", "SSLv2"})
 #: where a peer list can show them (plaintext rows, pending ones that may be, old TLS).
 COLUMNS = Projection(
     ("kind", "start", "offset", "host", "service", "peer_name", "peer_ip", "ip_version", "encryption",
-     "evidence", "trust", "protocol", "source", "day"),
+     "evidence", "trust", "protocol", "messages", "source", "day", "role", "hop"),
     peer_verdicts=frozenset({"plaintext", "pending"}),
     peer_protocols=LEGACY_PROTOCOLS,
 )
@@ -63,20 +67,33 @@ def _ip_versions(counts: Counter) -> dict[str, int]:
     return {"4": counts.get("4", 0), "6": counts.get("6", 0), **({"unknown": counts["unknown"]} if counts.get("unknown") else {})}
 
 
-def direction_summary(rows: pd.DataFrame) -> dict:
-    """Totals, verdict counts, coverage and breakdowns for one direction's rows."""
-    verdicts = _counts(rows, "encryption")
-    total = len(rows)
-    tls = verdicts.get("tls", 0)
-    counted = total - verdicts.get("unknown", 0)
-    tls_rows = rows[rows["encryption"] == "tls"]
+def _verdicts(counts: Counter) -> dict:
+    total = sum(counts.values())
+    tls = counts.get("tls", 0)
+    counted = total - counts.get("unknown", 0)
     return {
         "total": total,
         "tls": tls,
-        "plaintext": verdicts.get("plaintext", 0),
-        "tls_failed": verdicts.get("tls-failed", 0),
-        "unknown": verdicts.get("unknown", 0),
+        "plaintext": counts.get("plaintext", 0),
+        "tls_failed": counts.get("tls-failed", 0),
+        "unknown": counts.get("unknown", 0),
         "coverage": tls / counted if counted else None,
+    }
+
+
+def message_counts(rows: pd.DataFrame) -> dict:
+    """Mail rather than connections: the messages of the rows (an inbound session's
+    ``QUEUEID: client=`` lines, an outbound delivery that was sent), by their row's verdict."""
+    sums = rows["messages"].groupby(rows["encryption"], observed=False).sum()
+    return _verdicts(Counter({str(k): int(v) for k, v in sums.items() if v}))
+
+
+def direction_summary(rows: pd.DataFrame) -> dict:
+    """Totals, verdict counts, coverage and breakdowns for one direction's rows."""
+    tls_rows = rows[rows["encryption"] == "tls"]
+    return {
+        **_verdicts(_counts(rows, "encryption")),
+        "messages": message_counts(rows),
         "by_protocol": _ordered(_counts(tls_rows, "protocol", missing="unknown"), PROTOCOL_ORDER),
         "by_trust": _ordered(_counts(tls_rows, "trust", missing="unknown"), TRUST_ORDER),
         "by_ip_version": _ip_versions(_counts(rows, "ip_version", missing="unknown")),
@@ -142,6 +159,15 @@ def _notes(inbound: pd.DataFrame, outbound: pd.DataFrame) -> list[str]:
     return notes
 
 
+def _internal_notes(internal: dict) -> list[str]:
+    inbound, outbound = internal["inbound"]["total"], internal["outbound"]["total"]
+    if not inbound and not outbound:
+        return []
+    return [f"{inbound:,} inbound sessions and {outbound:,} outbound deliveries are hops inside the mail system"
+            " (loopback peers, local transports, configured networks or services: a content filter's round trip);"
+            " they are counted apart, not in the coverage of mail on the wire (--internal none counts them too)."]
+
+
 def period(frame: pd.DataFrame) -> Period | None:
     """(start, zone offset) of the first and the last session, or None if no row has a time."""
     starts = frame["start"].dropna()
@@ -155,24 +181,32 @@ def period(frame: pd.DataFrame) -> Period | None:
 
 
 #: What the per-direction parts read (the rows of one direction are copied with these only).
-_SUMMARY_COLUMNS = ["encryption", "evidence", "trust", "protocol", "ip_version", "source", "host", "service", "day"]
+_SUMMARY_COLUMNS = ["encryption", "evidence", "trust", "protocol", "ip_version", "messages", "source", "host",
+                    "service", "day"]
 _PEER_COLUMNS = ["peer_name", "peer_ip"]
 
 
 def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10) -> dict:
     """The whole report as JSON-ready data."""
+    external = (frame["hop"] == "external").to_numpy()
     is_inbound = (frame["kind"] == "inbound").to_numpy()
-    inbound = frame.loc[is_inbound, _SUMMARY_COLUMNS]
-    outbound = frame.loc[~is_inbound, _SUMMARY_COLUMNS]
+    role = frame["role"].to_numpy()
+    inbound = frame.loc[is_inbound & external, _SUMMARY_COLUMNS]
+    outbound = frame.loc[~is_inbound & external, _SUMMARY_COLUMNS]
     summary_in = direction_summary(inbound)
     summary_out = direction_summary(outbound)
-    plaintext = (frame["encryption"] == "plaintext").to_numpy()
-    legacy = frame.loc[((frame["encryption"] == "tls") & frame["protocol"].isin(LEGACY_PROTOCOLS)).to_numpy(),
+    plaintext = (frame["encryption"] == "plaintext").to_numpy() & external
+    legacy = frame.loc[((frame["encryption"] == "tls") & frame["protocol"].isin(LEGACY_PROTOCOLS)).to_numpy() & external,
                        _PEER_COLUMNS]
+    internal = {"inbound": direction_summary(frame.loc[is_inbound & ~external, _SUMMARY_COLUMNS]),
+                "outbound": direction_summary(frame.loc[~is_inbound & ~external, _SUMMARY_COLUMNS])}
     span = period(frame)
     return {
         "inbound": summary_in,
+        "mx": direction_summary(frame.loc[(role == "mx") & external, _SUMMARY_COLUMNS]),
+        "submission": direction_summary(frame.loc[(role == "submission") & external, _SUMMARY_COLUMNS]),
         "outbound": summary_out,
+        "internal": internal,
         "by_protocol": _merge(summary_in["by_protocol"], summary_out["by_protocol"], PROTOCOL_ORDER),
         "by_trust": _merge(summary_in["by_trust"], summary_out["by_trust"], TRUST_ORDER),
         "by_ip_version": _ip_versions(Counter(summary_in["by_ip_version"]) + Counter(summary_out["by_ip_version"])),
@@ -183,5 +217,5 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10) -> d
             "outbound": peer_table(frame.loc[~is_inbound & plaintext, _PEER_COLUMNS], peers),
         },
         "legacy_tls_peers": peer_table(legacy, peers),
-        "notes": _notes(inbound, outbound),
+        "notes": _notes(inbound, outbound) + _internal_notes(internal),
     }

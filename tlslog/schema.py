@@ -102,6 +102,10 @@ SESSION: tuple[Column, ...] = (
     _c("messages", "int32", "inbound: messages handed over (QUEUEID: client= lines); outbound: 1 if sent",
        nullable=False),
     _c("source", "category", "the input the row's first line came from (file name, or <stdin>)"),
+    # -- added with the reports of mail (issue 9): what a row is, by `tlslog.classify` ------------
+    _c("role", "category", "mx, submission (inbound, by service) or outbound", nullable=False),
+    _c("hop", "category", "external (mail on the wire) or internal (loopback, a local transport, a configured "
+                          "network or service: a content filter's round trip)", nullable=False),
     # -- internal: how rows are placed for settlement, never exported --------------------------
     _c("offset", "int16", "UTC offset of the stamps in minutes, when the log had one", export=False),
     _c("epoch", "int32", "Postfix (re)starts and reloads of this host before the row (a new configuration)",

@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import table
 from .accounting import LineStats
+from .classify import Classifier
 from .engine.scan import ChunkResult
 from .fold import DEFAULT_TIMEOUT, Fold, Places
 from .settle import Evidence
@@ -45,8 +46,9 @@ class Stitcher:
     """Merge `ChunkResult`s in order; `finish` gives the session table and the evidence."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT, columns: table.Wanted = None, *,
-                 ordered: bool = True) -> None:
+                 ordered: bool = True, classifier: Classifier | None = None) -> None:
         self.ordered = ordered
+        self.classifier = classifier or Classifier()
         self.places = Places()
         self.fold = Fold(timeout=timeout, places=self.places)
         self.columns = columns
@@ -96,7 +98,7 @@ class Stitcher:
                 fold.outbound[key] = conn
         fold.sweep()
         if len(fold.rows) >= _FLUSH_ROWS:  # keep rows compact, not as tuples (a log of endless sessions)
-            self.table.add(table.partition(fold.rows, self.columns))
+            self.table.add(table.partition(fold.rows, self.columns, self.classifier))
             fold.rows.clear()
         self.line_base += result.stats.read
         self.stats.add(result.stats)
@@ -105,7 +107,7 @@ class Stitcher:
 
     def finish(self) -> tuple[pd.DataFrame, Evidence]:
         """Close what is still open (the input ended): the settled session table and the evidence."""
-        self.table.add(table.partition(self.fold.finish(), self.columns))
+        self.table.add(table.partition(self.fold.finish(), self.columns, self.classifier))
         self.evidence.update(self.fold.evidence)
         frame = self.table.frame()
         frame["line"] += 1  # 1-based, as exported

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
+from .classify import Classifier
 from .fold import ROW
 from .settle import PENDING, Evidence, decisions
 
@@ -48,9 +49,13 @@ def _fixed(values: Sequence[str]) -> pd.CategoricalDtype:
     return pd.CategoricalDtype(pd.Index(list(values), dtype=object))
 
 
+DEFAULT_CLASSIFIER = Classifier()
+
 #: Categoricals with a fixed set of values, so that every partition agrees on their order.
 _FIXED: dict[str, pd.CategoricalDtype] = {
     "kind": _fixed(("inbound", "outbound")),
+    "role": _fixed(("mx", "submission", "outbound")),
+    "hop": _fixed(("external", "internal")),
     "encryption": _fixed(schema.ENCRYPTIONS),
     "fold_encryption": _fixed(schema.FOLD_VERDICTS),
 }
@@ -78,21 +83,28 @@ def _column(name: str, values: Sequence[object]) -> object:
     return np.array(values, dtype=kind)
 
 
+#: Columns a partition derives from the fold's (see `tlslog.classify`).
+DERIVED = ("role", "hop")
+
+
 def _wanted(columns: tuple[str, ...] | None) -> tuple[str, ...]:
-    return tuple(name for name in schema.names(columns) if name in _INDEX)
+    return tuple(name for name in schema.names(columns) if name in _INDEX or name in DERIVED)
 
 
 Wanted = tuple[str, ...] | schema.Projection | None
 
 
-def partition(rows: list[tuple], wanted: Wanted = None) -> pd.DataFrame:
+def partition(rows: list[tuple], wanted: Wanted = None, classifier: Classifier = DEFAULT_CLASSIFIER) -> pd.DataFrame:
     """Rows of the fold (`tlslog.fold.ROW` tuples) as a typed DataFrame of the columns asked
     for (None: all) plus what settlement needs; ``line`` stays as the fold counted it."""
     projection = wanted if isinstance(wanted, schema.Projection) else None
     names = _wanted(projection.columns if projection else wanted)  # type: ignore[arg-type]
     if not rows:
         return empty(names)
-    values = {name: list(map(itemgetter(_INDEX[name]), rows)) for name in names}
+    values = {name: list(map(itemgetter(_INDEX[name]), rows)) for name in names if name in _INDEX}
+    for name in DERIVED:
+        if name in names:
+            values[name] = _derive(name, rows, classifier)
     if projection is not None and projection.peer_verdicts is not None:
         verdicts, protocols = projection.peer_verdicts, projection.peer_protocols
         keep = [v in verdicts or p in protocols for v, p in zip(map(itemgetter(_INDEX["fold_encryption"]), rows),
@@ -101,6 +113,26 @@ def partition(rows: list[tuple], wanted: Wanted = None) -> pd.DataFrame:
             if name in values:
                 values[name] = [v if k else None for v, k in zip(values[name], keep)]
     return pd.DataFrame({name: _column(name, column) for name, column in values.items()}, copy=False)
+
+
+def _derive(name: str, rows: list[tuple], classifier: Classifier) -> list[str]:
+    """A derived column, each rule applied once per distinct input."""
+    kinds, services = map(itemgetter(_INDEX["kind"]), rows), map(itemgetter(_INDEX["service"]), rows)
+    if name == "role":
+        roles: dict[tuple[str, str], str] = {}
+        return [roles.get(k) or roles.setdefault(k, classifier.role(*k)) for k in zip(kinds, services)]
+    peers, relays = map(itemgetter(_INDEX["peer_ip"]), rows), map(itemgetter(_INDEX["relay"]), rows)
+    if not classifier.hops:
+        return ["external"] * len(rows)
+    hops: dict[tuple, str] = {}
+
+    def hop(key: tuple) -> str:
+        kind, service, peer, relay = key
+        inside = classifier.internal_service(service) or classifier.internal_peer(peer) or (
+            kind == "outbound" and classifier.internal_relay(relay))
+        return hops.setdefault(key, "internal" if inside else "external")
+
+    return [hops.get(k) or hop(k) for k in zip(kinds, services, peers, relays)]
 
 
 def empty(names: Sequence[str]) -> pd.DataFrame:

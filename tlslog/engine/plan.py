@@ -14,9 +14,10 @@ import datetime as dt
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 
+from ..classify import Classifier
 from ..errors import InputError
 from ..fold import DEFAULT_TIMEOUT
 from ..lines import MAX_LINE
@@ -62,6 +63,7 @@ class Task:
     timeout: float = DEFAULT_TIMEOUT
     columns: tuple[str, ...] | Projection | None = None  # session-table columns to return (None: all)
     previous: bytes | None = None  # the line before this chunk, to drop a duplicate of it
+    classifier: Classifier = field(default_factory=Classifier)  # roles and hops of rows
     #: an overlong line read through by the planner instead of data: (its pieces of
     #: `LONGEST_LINE`, each one line, and how many of them held invalid UTF-8)
     overlong: tuple[int, int] | None = None
@@ -77,13 +79,15 @@ class Planner:
 
     def __init__(self, *, chunk_size: int | None = None, year: int | None = None, now: dt.datetime | None = None,
                  keep_unparsed: int = 0, timeout: float = DEFAULT_TIMEOUT,
-                 columns: tuple[str, ...] | Projection | None = None) -> None:
+                 columns: tuple[str, ...] | Projection | None = None,
+                 classifier: Classifier | None = None) -> None:
         self.chunk_size = chunk_size or default_chunk_size()
         self.year = year
         self.now = now
         self.keep_unparsed = keep_unparsed
         self.timeout = timeout
         self.columns = columns
+        self.classifier = classifier or Classifier()
         self.index = 0
         self.clock: YearClock | None = None
         self.errors: list[InputError] = []
@@ -102,7 +106,8 @@ class Planner:
         """The next task; ``head``/``tail``: the first and the last bytes of its chunk."""
         year, month = self._clock_for(head)
         task = Task(self.index, source, year, month, keep_unparsed=self.keep_unparsed, timeout=self.timeout,
-                    columns=self.columns, previous=self.previous, **where)  # type: ignore[arg-type]
+                    columns=self.columns, previous=self.previous, classifier=self.classifier,
+                    **where)  # type: ignore[arg-type]
         self.index += 1
         body = tail[:-1] if tail.endswith(b"\n") else tail
         cut = body.rfind(b"\n")

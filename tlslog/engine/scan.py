@@ -339,5 +339,6 @@ def scan(task: Task) -> ChunkResult:
     stats.postfix, stats.other, stats.unrecognized = postfix, other, unrecognized
     stats.parsed, stats.unparsed, stats.duplicate, stats.tls_detail = parsed, missed, duplicate, detail
     edge = fold.edge()
-    return ChunkResult(task.index, table.partition(rows, task.columns), fold.evidence, edge, stats, unparsed,
+    return ChunkResult(task.index, table.partition(rows, task.columns, task.classifier), fold.evidence, edge, stats,
+                       unparsed,
                        first_month=clock.first_month, clock=clock.state())
