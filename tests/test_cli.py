@@ -255,3 +255,11 @@ def test_tls_log_levels_3_and_4_are_understood(name, detail):
     assert (run.code, run.stderr) == (0, "")
     lines = json.loads(run.stdout)["lines"]
     assert (lines["unparsed"], lines["tls_detail"]) == (0, detail)
+
+
+@pytest.mark.parametrize("format", ["table", "json"])
+def test_report_by_week_golden(format):
+    """A month of a busy MX (genlog --days 28 --downgrade 3): the weekly trend, at 80 columns."""
+    run = tlslog("report", "sample_logs/synthetic/month.log.gz", "--year", "2024", "--by", "week", "--format", format)
+    assert (run.code, run.stderr) == (0, "")
+    golden(f"report-month-by-week.{'txt' if format == 'table' else 'json'}", run.stdout)

@@ -48,6 +48,12 @@ class SessionFormat(str, enum.Enum):
     csv = "csv"
 
 
+class Period(str, enum.Enum):
+    day = "day"
+    week = "week"
+    month = "month"
+
+
 class ReportFormat(str, enum.Enum):
     table = "table"
     json = "json"
@@ -147,6 +153,9 @@ def report(
     files: Files = None,
     format: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
     peers: Annotated[int, typer.Option(min=0, help="How many top plaintext peers to list.")] = 10,
+    by: Annotated[Optional[Period], typer.Option(
+        "--by", help="Also show coverage per period (ISO weeks, Monday first), with the trend.",
+        show_default=False)] = None,
     internal: Internal = None,
     internal_service: InternalService = None,
     submission_service: SubmissionService = None,
@@ -170,7 +179,7 @@ def report(
     with _user_errors():
         analysis = _run(files, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
                         classifier=classifier)
-        data = build_report(analysis.sessions, analysis.stats, peers=peers)
+        data = build_report(analysis.sessions, analysis.stats, peers=peers, by=by.value if by else None)
         if format is ReportFormat.json:
             write_json(data, sys.stdout)
         else:

@@ -215,12 +215,54 @@ def report_renderable(report: dict) -> RenderableType:
     if lines.get("invalid_utf8"):
         footer.append(f", {lines['invalid_utf8']:,} with invalid UTF-8", style="dim")
     gap = Text("")
-    parts: list[RenderableType] = [coverage, gap, breakdowns, gap, peers, gap]
+    parts: list[RenderableType] = [coverage, gap]
+    if report.get("periods"):
+        parts += [periods_table(report["periods"], report.get("by", "period")), gap]
+    parts += [breakdowns, gap, peers, gap]
     if report["legacy_tls_peers"]:
         parts += [_peers("Peers on TLSv1.1 or older", report["legacy_tls_peers"]), gap]
     parts.append(footer)
     parts.extend(Text(f"note: {note}", style="yellow") for note in report["notes"])
     return Group(*parts)
+
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def _spark(value: float | None, low: float, high: float) -> Text:
+    """One bar of a sparkline, scaled between the lowest and highest value shown."""
+    if value is None:
+        return Text(" ")
+    share = (value - low) / (high - low) if high > low else 1.0
+    return Text(_SPARKS[min(len(_SPARKS) - 1, int(share * len(_SPARKS)))], style="green" if value >= 0.9 else "yellow")
+
+
+def _short(value: float | None) -> str:
+    return "100%" if value == 1 else _percent(value)
+
+
+def _points(change: float | None) -> Text:
+    if change is None:
+        return Text("")
+    return Text(f"{change:+.1f}", style="green" if change > 0 else "red" if change < 0 else "")
+
+
+def periods_table(periods: list[dict], by: str) -> Table:
+    """Coverage of mail per period: MX inbound, submission, outbound, with the change in
+    percentage points against the period before and a sparkline of the MX coverage (lowest to
+    highest shown)."""
+    table = _small_table(f"Coverage of mail by {by}")
+    table.add_column("period", no_wrap=True)
+    for name in ("MX mail", "TLS", "±pp", "subm.", "TLS", "out", "TLS", "±pp", ""):
+        table.add_column(name, justify="right", no_wrap=True)
+    values = [p["mx"]["messages"]["coverage"] for p in periods if p["mx"]["messages"]["coverage"] is not None]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    for period in periods:
+        mx, sub, out = (period[k]["messages"] for k in ("mx", "submission", "outbound"))
+        table.add_row(period["period"], f"{mx['total']:,}", _short(mx["coverage"]), _points(mx["coverage_change"]),
+                      f"{sub['total']:,}", _short(sub["coverage"]), f"{out['total']:,}", _short(out["coverage"]),
+                      _points(out["coverage_change"]), _spark(mx["coverage"], low, high))
+    return table
 
 
 def print_renderable(renderable: RenderableType, out: TextIO, *, width: int | None = None) -> None:

@@ -14,6 +14,7 @@ and ``notes``. ``coverage = tls / (total - unknown)``, None when nothing was cou
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 
 import numpy as np
@@ -186,15 +187,72 @@ _SUMMARY_COLUMNS = ["encryption", "evidence", "trust", "protocol", "ip_version",
 _PEER_COLUMNS = ["peer_name", "peer_ip"]
 
 
-def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10) -> dict:
-    """The whole report as JSON-ready data."""
+#: How rows are grouped over time: the local calendar day of a row's first line (a session's
+#: connect, a delivery's status line), by the wall clock the log shows (zones are not converted).
+PERIODS = ("day", "week", "month")
+
+
+def _period_of(day: int, by: str) -> tuple[str, str]:
+    """(label, first day) of the period a day (days since 1970-01-01) falls in."""
+    date = dt.date(1970, 1, 1) + dt.timedelta(days=day)
+    if by == "week":
+        year, week, weekday = date.isocalendar()
+        return f"{year}-W{week:02d}", (date - dt.timedelta(days=weekday - 1)).isoformat()
+    if by == "month":
+        return date.strftime("%Y-%m"), date.replace(day=1).isoformat()
+    return date.isoformat(), date.isoformat()
+
+
+_DIRECTIONS = ("inbound", "mx", "submission", "outbound")
+
+
+def _directions(frame: pd.DataFrame) -> dict[str, dict]:
+    """The four blocks of mail on the wire: every smtpd session, its MX and submission parts,
+    every smtp delivery."""
     external = (frame["hop"] == "external").to_numpy()
     is_inbound = (frame["kind"] == "inbound").to_numpy()
     role = frame["role"].to_numpy()
+    masks = {"inbound": is_inbound & external, "mx": (role == "mx") & external,
+             "submission": (role == "submission") & external, "outbound": ~is_inbound & external}
+    return {name: direction_summary(frame.loc[mask, _SUMMARY_COLUMNS]) for name, mask in masks.items()}
+
+
+def periods(frame: pd.DataFrame, by: str) -> list[dict]:
+    """Per day, ISO week (Monday first) or month, in time order: the four blocks of mail on the
+    wire, each with the change of coverage (sessions and messages) against the period before, in
+    percentage points (None for the first period or when either side has no coverage)."""
+    if by not in PERIODS:
+        raise ValueError(f"no such period: {by!r} (one of {', '.join(PERIODS)})")
+    days = frame["day"].to_numpy()
+    known = days >= 0
+    labels = {day: _period_of(int(day), by) for day in np.unique(days[known])}
+    keys = np.array([labels[d][0] if d >= 0 else "" for d in days], dtype=object) if len(days) else np.array([])
+    out: list[dict] = []
+    previous: dict[str, dict] | None = None
+    for label, start in sorted(set(labels.values())):
+        blocks = _directions(frame.loc[keys == label])
+        for name, block in blocks.items():
+            before = previous[name] if previous else None
+            block["coverage_change"] = _change(before["coverage"] if before else None, block["coverage"])
+            block["messages"]["coverage_change"] = _change(before["messages"]["coverage"] if before else None,
+                                                          block["messages"]["coverage"])
+        out.append({"period": label, "start": start, **blocks})
+        previous = blocks
+    return out
+
+
+def _change(before: float | None, now: float | None) -> float | None:
+    return None if before is None or now is None else round((now - before) * 100, 2)
+
+
+def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10, by: str | None = None) -> dict:
+    """The whole report as JSON-ready data; ``by`` (day, week, month) adds ``periods``."""
+    external = (frame["hop"] == "external").to_numpy()
+    is_inbound = (frame["kind"] == "inbound").to_numpy()
     inbound = frame.loc[is_inbound & external, _SUMMARY_COLUMNS]
     outbound = frame.loc[~is_inbound & external, _SUMMARY_COLUMNS]
-    summary_in = direction_summary(inbound)
-    summary_out = direction_summary(outbound)
+    blocks = _directions(frame)
+    summary_in, summary_out = blocks["inbound"], blocks["outbound"]
     plaintext = (frame["encryption"] == "plaintext").to_numpy() & external
     legacy = frame.loc[((frame["encryption"] == "tls") & frame["protocol"].isin(LEGACY_PROTOCOLS)).to_numpy() & external,
                        _PEER_COLUMNS]
@@ -202,10 +260,7 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10) -> d
                 "outbound": direction_summary(frame.loc[~is_inbound & ~external, _SUMMARY_COLUMNS])}
     span = period(frame)
     return {
-        "inbound": summary_in,
-        "mx": direction_summary(frame.loc[(role == "mx") & external, _SUMMARY_COLUMNS]),
-        "submission": direction_summary(frame.loc[(role == "submission") & external, _SUMMARY_COLUMNS]),
-        "outbound": summary_out,
+        **blocks,
         "internal": internal,
         "by_protocol": _merge(summary_in["by_protocol"], summary_out["by_protocol"], PROTOCOL_ORDER),
         "by_trust": _merge(summary_in["by_trust"], summary_out["by_trust"], TRUST_ORDER),
@@ -218,4 +273,5 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10) -> d
         },
         "legacy_tls_peers": peer_table(legacy, peers),
         "notes": _notes(inbound, outbound) + _internal_notes(internal),
+        **({"by": by, "periods": periods(frame, by)} if by else {}),
     }

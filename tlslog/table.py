@@ -136,8 +136,8 @@ def _derive(name: str, rows: list[tuple], classifier: Classifier) -> list[str]:
 
 
 def empty(names: Sequence[str]) -> pd.DataFrame:
-    """A table without rows, with the dtypes of those columns (shared: do not modify it)."""
-    return _empty(tuple(names))
+    """A table without rows, with the dtypes of those columns (a copy of a cached one)."""
+    return _empty(tuple(names)).copy(deep=False)
 
 
 @lru_cache(maxsize=16)
@@ -169,7 +169,7 @@ def concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """
     parts[:] = [p for p in parts if len(p)] or parts[:1]
     if not parts:
-        return empty(_wanted(None)).copy()
+        return empty(_wanted(None))
     if len(parts) == 1:
         return parts.pop().reset_index(drop=True)
     data: dict[str, object] = {}
@@ -220,7 +220,7 @@ class Accumulator:
     def frame(self) -> pd.DataFrame:
         """The table of every partition added (the accumulator is emptied)."""
         if not self.parts:
-            return empty(_wanted(self.columns)).copy()
+            return empty(_wanted(self.columns))
         self.levels.clear()
         return concat(self.parts)
 
