@@ -83,7 +83,8 @@ def test_a_content_filter_round_trip_is_counted_apart(tmp_path):
     on_the_wire = [(report[k]["total"], report[k]["messages"]["total"]) for k in ("inbound", "mx", "submission", "outbound")]
     assert on_the_wire == [(1, 1), (1, 1), (0, 0), (1, 1)]
     assert (report["internal"]["inbound"]["total"], report["internal"]["outbound"]["total"]) == (1, 1)
-    assert report["plaintext_peers"]["inbound"] == [{"peer_name": "client.example", "peer_ip": "192.0.2.7", "sessions": 1}]
+    assert report["plaintext_peers"]["inbound"] == [{"peer_name": "client.example", "peer_ip": "192.0.2.7", "sessions": 1,
+                                                   "total": 1, "share": 1.0, "status": "always-plaintext"}]
     everything = json.loads(tlslog("report", str(path), "--format", "json", "--internal", "none").stdout)
     assert (everything["inbound"]["total"], everything["outbound"]["total"], everything["internal"]["inbound"]["total"]) \
         == (2, 2, 0)

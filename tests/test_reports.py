@@ -105,6 +105,30 @@ def _check_against_truth(log: str, truth: dict) -> None:
     daily = build_report(analysis.sessions, analysis.stats, by="day")["periods"]
     for direction in ("inbound", "outbound"):
         assert {p["period"]: {k: p[direction][k] for k in KEYS} for p in daily} == truth["by_day"][direction]
+    # the report's plaintext peers and downgrades, from the pruned table (peer_key on TLS rows)
+    whole = build_report(analysis.sessions, analysis.stats, peers=100_000)
+    assert {_label(r): r["sessions"] for r in whole["plaintext_peers"]["inbound"]} == \
+        truth["plaintext_peers"]["inbound"]
+    assert {_label(r): r["sessions"] for r in whole["plaintext_peers"]["outbound"]} == \
+        truth["plaintext_peers"]["outbound_relays"]
+    assert {r["domain"]: r["deliveries"] for r in whole["plaintext_domains"]["outbound"]} == \
+        truth["plaintext_peers"]["outbound_domains"]
+    assert sorted(_label(r) for r in whole["downgrades"]["inbound"]) == truth["downgrades"]["inbound"]
+    assert sorted(r["domain"] for r in whole["downgrades"]["outbound"]) == truth["downgrades"]["outbound_domains"]
+    # and `tlslog peers`, from the whole table
+    from tlslog.peers import COLUMNS as PEER_COLUMNS
+    from tlslog.peers import build_peers
+
+    every = build_peers(analyze([log], Options(year=truth["year"], columns=PEER_COLUMNS, ordered=False)).sessions)
+    for name, key in (("inbound", "inbound"), ("outbound_relays", "outbound_relays"),
+                      ("outbound_domains", "outbound_domains")):
+        label = (lambda r: r["domain"]) if name == "outbound_domains" else _label
+        assert {label(r): r["plaintext"] for r in every[name] if r["plaintext"]} == truth["plaintext_peers"][key]
+        assert sorted(label(r) for r in every[name] if r["status"] == "downgrade") == truth["downgrades"][key]
+
+
+def _label(row: dict) -> str:
+    return f"{row['peer_name']}[{row['peer_ip']}]"
 
 
 def test_weekly_coverage_and_messages_equal_the_generator_truth():

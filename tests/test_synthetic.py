@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from tlslog.analysis import Options, analyze
@@ -42,13 +43,19 @@ def test_the_report_columns_give_the_same_report_as_the_whole_table():
     whole = analyze(path, Options(jobs=1, year=2024))
     projected = analyze(path, Options(jobs=1, year=2024, columns=COLUMNS))
     assert build_report(whole.sessions, whole.stats) == build_report(projected.sessions, projected.stats)
-    assert list(whole.sessions.columns) == [c.name for c in schema.SESSION]  # 40 columns
-    # the report's 17 and what settlement needs: 21, in table order
+    assert list(whole.sessions.columns) == [c.name for c in schema.SESSION]  # 41 columns
+    # the report's 24 and what settlement needs: 28, in table order
     kept = set(COLUMNS.columns) | set(schema.SETTLE_COLUMNS) | {"line"}
     assert list(projected.sessions.columns) == [c.name for c in schema.SESSION if c.name in kept]
-    assert len(kept) == 21
-    # peers only where a peer list can show them: plaintext, pending (settled later), old TLS
+    assert len(kept) == 28
+    # peers only where a list can show them: plaintext, pending (settled later), failed, weak TLS
+    from tlslog.strength import weaknesses
+
     rows = whole.sessions
-    listed = rows["fold_encryption"].isin(["plaintext", "pending"]) | rows["protocol"].isin(COLUMNS.peer_protocols)
+    weak = [bool(v == "tls" and weaknesses(p, c, None if pd.isna(b) else b)) for v, p, c, b in
+            zip(rows["fold_encryption"], rows["protocol"].astype(object), rows["cipher"].astype(object),
+                rows["cipher_bits"])]
+    listed = rows["fold_encryption"].isin(["plaintext", "pending", "tls-failed"]) | pd.Series(weak, index=rows.index)
+    assert listed.sum() == 622  # of 2468 rows
     assert projected.sessions["peer_ip"].notna().sum() == (rows["peer_ip"].notna() & listed).sum()
     assert (projected.sessions["peer_ip"].notna() & ~listed).sum() == 0

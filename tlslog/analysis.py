@@ -50,7 +50,8 @@ class Options:
 @dataclass
 class Analysis:
     """The session table (settled, one row per session or delivery, in log order), the
-    evidence it was settled with, the line accounting, and what went wrong with inputs."""
+    evidence it was settled with, the line accounting, what went wrong with inputs, and the
+    Postfix versions the master lines named (host, "" when unknown -> sorted distinct versions)."""
 
     sessions: pd.DataFrame
     evidence: Evidence
@@ -58,6 +59,7 @@ class Analysis:
     sources: list[str] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
     unparsed: list[Unparsed] = field(default_factory=list)
+    postfix_versions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def analyze(args: list[str], options: Options | None = None,
@@ -89,4 +91,6 @@ def analyze(args: list[str], options: Options | None = None,
     sessions, evidence = stitcher.finish()
     errors.extend(planner.errors)
     errors.sort(key=lambda e: isinstance(e, DamagedInput))
-    return Analysis(sessions, evidence, stitcher.stats, names, errors, unparsed)
+    unread = {e.name for e in errors if not isinstance(e, DamagedInput)}
+    read = [s.name for s in sources if s.name not in unread and s.name not in names]  # empty ones: no task
+    return Analysis(sessions, evidence, stitcher.stats, names + read, errors, unparsed, stitcher.postfix_versions)

@@ -11,16 +11,27 @@ import enum
 import os
 import signal
 import sys
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Optional
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Optional, TextIO
 
 import typer
 
 from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_STRICT, TlslogError
+from .errors import (
+    EXIT_FAIL_UNDER,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_NO_POSTFIX,
+    EXIT_OK,
+    EXIT_STRICT,
+    TlslogError,
+)
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from .analysis import Analysis
+    from .filters import Filter
     from .classify import Classifier
     from .schema import Projection
 
@@ -57,6 +68,24 @@ class Period(str, enum.Enum):
 class ReportFormat(str, enum.Enum):
     table = "table"
     json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+class Direction(str, enum.Enum):
+    inbound = "in"
+    outbound = "out"
+    mx = "mx"
+    submission = "submission"
+
+
+class PeerSort(str, enum.Enum):
+    status = "status"
+    plaintext = "plaintext"
+    total = "total"
+    coverage = "coverage"
+    last_seen = "last-seen"
+    name = "name"
 
 
 Files = Annotated[Optional[list[str]], typer.Argument(
@@ -83,6 +112,20 @@ SubmissionService = Annotated[Optional[list[str]], typer.Option(
     "--submission-service", metavar="NAME",
     help="A service that takes submission (besides …/submission, …/submissions, …/smtps, …/msa); repeatable.",
     show_default=False)]
+Since = Annotated[Optional[str], typer.Option(
+    metavar="WHEN", help="Only rows from then on: 2026-10-01, 2026-10-01T12:30, 7d, 12h, today, yesterday, "
+                         "this-week, last-week, this-month, last-month.", show_default=False)]
+Until = Annotated[Optional[str], typer.Option(
+    metavar="WHEN", help="Only rows before then (same forms; a named period ends with it).", show_default=False)]
+DirectionOption = Annotated[Optional[Direction], typer.Option(
+    "--direction", help="Only inbound (in), outbound (out), MX or submission rows.", show_default=False)]
+Service = Annotated[Optional[list[str]], typer.Option(
+    "--service", metavar="NAME", help="Only rows of this service (as logged, e.g. postfix/submission/smtpd); "
+                                      "repeatable.", show_default=False)]
+Peer = Annotated[Optional[list[str]], typer.Option(
+    "--peer", metavar="NAME|IP|CIDR|DOMAIN",
+    help="Only rows of this peer: a host name, a domain (its hosts, or recipients there), an address or a "
+         "network; repeatable.", show_default=False)]
 
 
 def _classifier(internal: list[str] | None, internal_service: list[str] | None,
@@ -101,6 +144,25 @@ def _classifier(internal: list[str] | None, internal_service: list[str] | None,
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="'--internal'") from None
     return Classifier(networks, frozenset(internal_service or ()), frozenset(submission_service or ()), hops)
+
+
+def _filter(since: str | None, until: str | None, direction: Direction | None, service: list[str] | None,
+            peer: list[str] | None) -> Filter:
+    """The rows a command shows; a bad time is a usage error."""
+    import datetime as dt
+
+    from .filters import Filter, parse_when
+
+    now = dt.datetime.now()
+    times = {}
+    for name, text, end in (("since", since, False), ("until", until, True)):
+        if text is not None:
+            try:
+                times[name] = parse_when(text, now, end=end)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint=f"'--{name}'") from None
+    return Filter(times.get("since"), times.get("until"), direction.value if direction else None,
+                  tuple(service or ()), tuple(p for p in peer or () if p.strip()))
 
 
 def _version(value: bool) -> None:
@@ -126,10 +188,11 @@ def _run(files: list[str] | None, jobs: int, year: int | None, timeout: float, s
     global _debug
     _debug = debug
     from .analysis import Options, analyze  # the engine (and pandas) only when a command runs
+    from .classify import Classifier
     from .progress import progress_for
 
-    from .classify import Classifier
-
+    if (not files or "-" in files) and sys.stdin.isatty():
+        typer.echo("tlslog: reading standard input, Ctrl-D to end", err=True)
     options = Options(jobs=jobs, year=year, timeout=timeout, keep_unparsed=keep_unparsed, columns=columns,
                       ordered=ordered, classifier=classifier or Classifier())
     with progress_for(files or []) as progress:
@@ -139,23 +202,53 @@ def _run(files: list[str] | None, jobs: int, year: int | None, timeout: float, s
     return analysis
 
 
-def _exit_code(analysis: Analysis, strict: bool) -> int:
-    codes = [e.exit_code for e in analysis.errors]
+def _exit_code(analysis: Analysis, strict: bool, *, extra: tuple[int, ...] = ()) -> int:
+    codes = [e.exit_code for e in analysis.errors] + list(extra)
     if strict and analysis.stats.unparsed:
         typer.echo(f"tlslog: --strict: {analysis.stats.unparsed} lines were not understood "
                    "(see: tlslog unparsed FILES)", err=True)
         codes.append(EXIT_STRICT)
+    stats = analysis.stats
+    if not stats.postfix and analysis.sources:  # (inputs that could not be opened have their own error)
+        read = ", ".join(analysis.sources)
+        typer.echo(f"tlslog: warning: no Postfix line in {read} ({stats.read:,} lines read); expected syslog or "
+                   "journal lines of postfix/smtpd, postfix/smtp and friends", err=True)
+        codes.append(EXIT_NO_POSTFIX)
     return min(codes) if codes else EXIT_OK
+
+
+def _write(format: str, data: dict, *, table: Callable[[dict], RenderableType], markdown: Callable[[dict], str],
+           csv: Callable[[dict, TextIO], None]) -> None:
+    """Write one report's data in the chosen format (the writers are in `tlslog.render`)."""
+    from .render import print_renderable, write_json
+
+    if format == "json":
+        write_json(data, sys.stdout)
+    elif format == "csv":
+        csv(data, sys.stdout)
+    elif format == "markdown":
+        sys.stdout.write(markdown(data))
+    else:
+        print_renderable(table(data), sys.stdout)
 
 
 @app.command()
 def report(
     files: Files = None,
     format: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
-    peers: Annotated[int, typer.Option(min=0, help="How many top plaintext peers to list.")] = 10,
+    peers: Annotated[int, typer.Option(min=0, help="How many top plaintext peers and downgrades to list.")] = 10,
     by: Annotated[Optional[Period], typer.Option(
         "--by", help="Also show coverage per period (ISO weeks, Monday first), with the trend.",
         show_default=False)] = None,
+    fail_under: Annotated[Optional[str], typer.Option(
+        "--fail-under", metavar="PERCENT|in=P,out=P,mx=P,submission=P",
+        help=f"Exit with code {EXIT_FAIL_UNDER} when TLS coverage of mail is below this (every direction, or "
+             "those named).", show_default=False)] = None,
+    since: Since = None,
+    until: Until = None,
+    direction: DirectionOption = None,
+    service: Service = None,
+    peer: Peer = None,
     internal: Internal = None,
     internal_service: InternalService = None,
     submission_service: SubmissionService = None,
@@ -165,25 +258,80 @@ def report(
     strict: Strict = False,
     debug: Debug = False,
 ) -> None:
-    """TLS coverage report: inbound and outbound verdict counts, protocols, trust, peers.
+    """TLS coverage of mail, inbound (MX, submission) and outbound, with plaintext peers and downgrades.
 
     \b
     Examples:
       tlslog report /var/log/maillog
+      tlslog report --by week --since last-month /var/log/maillog*
       tlslog report --format json maillog.1 maillog
+      tlslog report --fail-under in=90,out=95 /var/log/maillog   (exit 5 below it)
     """
-    from .render import print_renderable, report_renderable, write_json
-    from .report import COLUMNS, build_report
+    from .render import report_markdown, report_renderable, write_report_csv
+    from .report import COLUMNS, build_report, parse_fail_under, shortfalls
 
     classifier = _classifier(internal, internal_service, submission_service)
+    rows = _filter(since, until, direction, service, peer)
+    thresholds: dict[str, float] = {}
+    if fail_under is not None:
+        try:
+            thresholds = parse_fail_under(fail_under)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--fail-under'") from None
     with _user_errors():
-        analysis = _run(files, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
+        analysis = _run(files, jobs, year, timeout, strict, debug, columns=rows.projection(COLUMNS), ordered=False,
                         classifier=classifier)
-        data = build_report(analysis.sessions, analysis.stats, peers=peers, by=by.value if by else None)
-        if format is ReportFormat.json:
-            write_json(data, sys.stdout)
-        else:
-            print_renderable(report_renderable(data), sys.stdout)
+        data = build_report(rows.apply(analysis.sessions), analysis.stats, peers=peers, by=by.value if by else None,
+                            postfix_versions=analysis.postfix_versions)
+        _write(format.value, data, table=report_renderable, markdown=report_markdown, csv=write_report_csv)
+        below = shortfalls(data, thresholds)
+        if below:
+            typer.echo(f"tlslog: coverage of mail below --fail-under: {'; '.join(below)}", err=True)
+    raise typer.Exit(_exit_code(analysis, strict, extra=(EXIT_FAIL_UNDER,) if below else ()))
+
+
+@app.command(name="peers")
+def peers_command(
+    files: Files = None,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
+    plaintext: Annotated[bool, typer.Option("--plaintext", help="Only peers with plaintext sessions or "
+                                                               "deliveries.")] = False,
+    limit: Annotated[int, typer.Option(min=0, help="Rows per list; 0 = all.")] = 20,
+    sort: Annotated[PeerSort, typer.Option(help="Order: status (downgrades first, then by plaintext), "
+                                                "plaintext, total, coverage, last-seen, name.")] = PeerSort.status,
+    since: Since = None,
+    until: Until = None,
+    direction: DirectionOption = None,
+    service: Service = None,
+    peer: Peer = None,
+    internal: Internal = None,
+    internal_service: InternalService = None,
+    submission_service: SubmissionService = None,
+    jobs: Jobs = 0,
+    year: Year = None,
+    timeout: Timeout = 3600.0,
+    strict: Strict = False,
+    debug: Debug = False,
+) -> None:
+    """Peers, inbound (clients, addresses, registered domains) and outbound (recipient domains,
+    relays): verdict counts, protocols, trust, first and last seen, and a status: always-tls,
+    sometimes-plaintext, always-plaintext or downgrade (plaintext after TLS).
+
+    \b
+    Examples:
+      tlslog peers --plaintext /var/log/maillog
+      tlslog peers --format csv --limit 0 maillog > peers.csv
+    """
+    from .peers import COLUMNS, build_peers
+    from .render import peers_markdown, peers_renderable, write_peers_csv
+
+    classifier = _classifier(internal, internal_service, submission_service)
+    rows = _filter(since, until, direction, service, peer)
+    with _user_errors():
+        analysis = _run(files, jobs, year, timeout, strict, debug, columns=rows.projection(COLUMNS), ordered=False,
+                        classifier=classifier)
+        data = build_peers(rows.apply(analysis.sessions), plaintext=plaintext, limit=limit, sort=sort.value)
+        _write(format.value, data, table=peers_renderable, markdown=peers_markdown, csv=write_peers_csv)
     raise typer.Exit(_exit_code(analysis, strict))
 
 
@@ -191,6 +339,11 @@ def report(
 def sessions(
     files: Files = None,
     format: Annotated[SessionFormat, typer.Option("--format", "-f", help="Output format.")] = SessionFormat.table,
+    since: Since = None,
+    until: Until = None,
+    direction: DirectionOption = None,
+    service: Service = None,
+    peer: Peer = None,
     internal: Internal = None,
     internal_service: InternalService = None,
     submission_service: SubmissionService = None,
@@ -205,20 +358,22 @@ def sessions(
     \b
     Examples:
       tlslog sessions maillog --format jsonl > sessions.jsonl
-      tlslog sessions maillog --format csv > sessions.csv
+      tlslog sessions maillog --format csv --direction out --since 7d > deliveries.csv
     """
     from .render import print_renderable, sessions_table, write_sessions_csv, write_sessions_jsonl
 
     classifier = _classifier(internal, internal_service, submission_service)
+    rows = _filter(since, until, direction, service, peer)
     with _user_errors():
         analysis = _run(files, jobs, year, timeout, strict, debug, classifier=classifier)
-        frame = analysis.sessions
+        frame = rows.apply(analysis.sessions)
         if format is SessionFormat.jsonl:
             write_sessions_jsonl(frame, sys.stdout)
         elif format is SessionFormat.csv:
             write_sessions_csv(frame, sys.stdout)
         else:
-            print_renderable(sessions_table(frame), sys.stdout, width=None if sys.stdout.isatty() else 160)
+            width = (os.get_terminal_size(sys.stdout.fileno()).columns or 80) if sys.stdout.isatty() else None
+            print_renderable(sessions_table(frame, width=width), sys.stdout, width=width or sys.maxsize)
     raise typer.Exit(_exit_code(analysis, strict))
 
 
@@ -238,14 +393,15 @@ def unparsed(
     Example:
       tlslog unparsed /var/log/maillog
     """
+    from .escape import terminal
     from .shapes import group_by_shape
 
     with _user_errors():
         analysis = _run(files, jobs, year, 3600.0, False, debug, columns=(), ordered=False, keep_unparsed=100_000)
         for shape, items in group_by_shape(analysis.unparsed):
-            print(f"{len(items):>8}  {shape}")
+            print(f"{len(items):>8}  {terminal(shape)}")
             for item in items[:examples]:
-                print(f"          line {item.line + 1}: {item.tag}: {item.message}")
+                print(f"          line {item.line + 1}: {terminal(item.tag)}: {terminal(item.message)}")
         stats = analysis.stats
         print(f"tlslog: {stats.unparsed} unparsed of {stats.postfix} Postfix lines ({stats.read} read)",
               file=sys.stderr)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 __all__ = [
     "EXIT_DAMAGED",
+    "EXIT_FAIL_UNDER",
     "EXIT_INPUT",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
+    "EXIT_NO_POSTFIX",
     "EXIT_OK",
     "EXIT_STRICT",
     "EXIT_USAGE",
@@ -24,6 +26,10 @@ EXIT_USAGE = 2
 EXIT_DAMAGED = 3
 #: ``--strict``: some smtp/smtpd/tlsproxy lines matched no grammar rule.
 EXIT_STRICT = 4
+#: ``report --fail-under``: coverage of mail below the threshold.
+EXIT_FAIL_UNDER = 5
+#: The input held no Postfix line at all (an empty or wrong file, the journal of another unit).
+EXIT_NO_POSTFIX = 6
 #: A bug in tlslog (an unexpected exception; ``--debug`` shows the traceback).
 EXIT_INTERNAL = 70
 #: Interrupted with Ctrl-C (128 + SIGINT).

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 import pandas as pd
@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import schema
+from .escape import csv_cell, markdown_cell, terminal
 from .timestamps import format_wall
 
 __all__ = [
@@ -94,31 +95,135 @@ def write_json(data: object, out: TextIO) -> None:
 
 _VERDICT_STYLE = {"tls": "green", "plaintext": "red", "tls-failed": "yellow", "unknown": "dim"}
 
+#: Columns of the sessions table in reading order: (field, header, minimum width). A minimum of
+#: None: the column is never cut (it is as wide as its widest cell, or it is left out).
+_SESSION_COLUMNS: tuple[tuple[str, str, int | None], ...] = (
+    ("start", "start", None), ("service", "service", 9), ("peer", "peer", 16), ("encryption", "encryption", None),
+    ("protocol", "protocol", None), ("cipher", "cipher", 12), ("trust", "trust", None),
+    ("recipient", "recipient", 12),
+)  # fmt: skip
+#: The order in which columns claim room in a width: the verdict and its protocol, then who, when.
+_SESSION_PRIORITY = ("encryption", "protocol", "peer", "start", "service", "trust", "recipient", "cipher")
+#: Cells between two columns (a one-cell right padding and the box's blank rule).
+_GAP = 2
 
-def sessions_table(frame: pd.DataFrame, *, limit: int | None = None) -> Table:
-    """A compact table of sessions for the terminal (the JSONL export has every field)."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name, ratio, width in (("start", None, 14), ("service", 2, 6), ("peer", 3, 6),
-                               ("encryption", None, 10), ("protocol", None, 8), ("trust", None, 9),
-                               ("recipient", 2, 5)):
-        table.add_column(name, no_wrap=True, overflow="ellipsis", ratio=ratio, min_width=width)
-    for count, record in enumerate(session_records(frame)):
-        if limit is not None and count >= limit:
-            table.caption = f"first {limit} of {len(frame)} rows"
+
+def _safe(text: str) -> str:
+    """Log text (attacker-controlled) made inert for the terminal (`tlslog.escape.terminal`)."""
+    return terminal(text)
+
+
+def _service_labels(services: set[str]) -> dict[str, str]:
+    """Shorter service names for a narrow table: ``postfix/submission/smtpd`` → ``submission/smtpd``
+    (``postfix/`` is the default syslog_name), unless that would read as another service shown."""
+    labels = {}
+    for service in services:
+        short = service.removeprefix("postfix/")
+        labels[service] = short if short and short not in services else service
+    return labels
+
+
+def _cut_left(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells, its start replaced by ``…``: a service keeps its daemon."""
+    from rich.cells import cell_len
+
+    if cell_len(text) <= width:
+        return text
+    tail = ""
+    for char in reversed(text):
+        if cell_len(char + tail) > width - 1:
+            break
+        tail = char + tail
+    return "…" + tail
+
+
+def _fit(natural: dict[str, int], width: int | None) -> dict[str, int]:
+    """Column widths (in reading order) for a table at most ``width`` cells wide; every column at
+    its natural width when ``width`` is None. Columns claim room in `_SESSION_PRIORITY` order at
+    their minimum width (the whole width for one that is never cut) and one that does not fit is
+    left out; then the room left grows the cut columns towards their natural width, a cell at a
+    time in turn. The verdict column is always there, always whole."""
+    if width is None:
+        return dict(natural)
+    minimum = {name: natural[name] if least is None else min(least, natural[name])
+               for name, _, least in _SESSION_COLUMNS}
+    chosen: list[str] = []
+    used = -_GAP
+    for name in _SESSION_PRIORITY:
+        if not chosen or used + _GAP + minimum[name] <= width:
+            chosen.append(name)
+            used += _GAP + minimum[name]
+    widths = {name: minimum[name] for name in chosen}
+    room = width - used
+    growing = [name for name in chosen if widths[name] < natural[name]]
+    while room > 0 and growing:
+        for name in list(growing):
+            if room == 0:
+                break
+            widths[name] += 1
+            room -= 1
+            if widths[name] == natural[name]:
+                growing.remove(name)
+    return {name: widths[name] for name, _, _ in _SESSION_COLUMNS if name in widths}
+
+
+def sessions_table(frame: pd.DataFrame, *, width: int | None = None, limit: int | None = None) -> Table:
+    """A compact table of sessions for the terminal (the JSONL export has every field).
+
+    ``width``: the cells the table may take, a terminal's width. Columns are chosen for it in
+    `_SESSION_PRIORITY` order (verdict, protocol, peer, start, service, trust, recipient, cipher)
+    while they fit at a sensible minimum width, and shown in reading order (start, service, peer,
+    encryption, protocol, cipher, trust, recipient). The verdict (``tls``, ``plaintext``,
+    ``tls-failed``, ``unknown``) is never cut; a long peer, recipient or cipher ends in ``…``; a
+    service loses its ``postfix/`` prefix and, if still too long, its start (``…/smtpd`` stays).
+
+    ``width=None`` (output piped to a file or a program): every column, each as wide as its widest
+    cell, nothing cut or shortened and nothing wrapped: one line per row, so the output greps and
+    sorts like a log. Print it on a console at least as wide as the table (`print_renderable` with
+    a large ``width``), or the console crops it.
+
+    Every cell is a `rich.text.Text` of `_safe` text: peer names, recipients and services come
+    from the log and are shown literally (no rich markup, no terminal control characters).
+    """
+    from rich.cells import cell_len
+
+    rows: list[dict[str, str]] = []
+    for record in session_records(frame):
+        if limit is not None and len(rows) >= limit:
             break
         peer = record["peer_name"] or ""
         if record["peer_ip"]:
             peer = f"{peer}[{record['peer_ip']}]"
-        verdict = record["encryption"]
-        table.add_row(
-            (record["start"] or "")[5:19].replace("T", " "),
-            record["service"],
-            peer,
-            Text(verdict, style=_VERDICT_STYLE.get(verdict, "")),
-            record["protocol"] or "",
-            record["trust"] or "",
-            record["recipient"] or "",
-        )
+        cells = {
+            "start": (record["start"] or "")[5:19].replace("T", " "),
+            "service": record["service"] or "",
+            "peer": peer,
+            "encryption": record["encryption"] or "",
+            "protocol": record["protocol"] or "",
+            "cipher": record["cipher"] or "",
+            "trust": record["trust"] or "",
+            "recipient": record["recipient"] or "",
+        }
+        rows.append({name: _safe(str(value)) for name, value in cells.items()})
+    if width is not None:
+        labels = _service_labels({row["service"] for row in rows})
+        for row in rows:
+            row["service"] = labels[row["service"]]
+    natural = {name: max([cell_len(header), *(cell_len(row[name]) for row in rows)])
+               for name, header, _ in _SESSION_COLUMNS}
+    widths = _fit(natural, width)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, _GAP - 1, 0, 0))
+    headers = {name: header for name, header, _ in _SESSION_COLUMNS}
+    for name, cells_wide in widths.items():
+        table.add_column(headers[name], width=cells_wide, no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        if "service" in widths:
+            row["service"] = _cut_left(row["service"], widths["service"])
+        verdict = row["encryption"]
+        table.add_row(*(Text(row[name], style=_VERDICT_STYLE.get(verdict, "") if name == "encryption" else "")
+                        for name in widths))
+    if limit is not None and len(frame) > limit:
+        table.caption = f"first {limit} of {len(frame)} rows"
     return table
 
 
@@ -151,27 +256,130 @@ def _breakdown(title: str, counts: dict[str, int], label: Callable[[str], str] =
     return table
 
 
-def _peers(title: str, rows: list[dict]) -> Table:
+def _split(title: str, inbound: dict[str, int], outbound: dict[str, int], order: tuple[str, ...] = ()) -> Table:
+    """A breakdown per direction (inbound and outbound are different pictures: never added),
+    keys in ``order`` first, ``unknown`` last."""
     table = _small_table(title)
+    table.add_column("", no_wrap=True)
+    for name in ("in", "share", "out", "share"):
+        table.add_column(name, justify="right", no_wrap=True)
+    seen = list(dict.fromkeys([*inbound, *outbound]))
+    keys = [k for k in order if k in seen] + [k for k in seen if k not in order and k != "unknown"]
+    keys += ["unknown"] if "unknown" in seen else []
+    totals = sum(inbound.values()), sum(outbound.values())
+    for key in keys:
+        a, b = inbound.get(key, 0), outbound.get(key, 0)
+        table.add_row(Text(_safe(key)), f"{a:,}", _percent(a / totals[0] if totals[0] else None),
+                      f"{b:,}", _percent(b / totals[1] if totals[1] else None))
+    if not keys:
+        table.add_row("none", "", "", "", "")
+    return table
+
+
+def _who(row: dict) -> Text:
+    """A peer as ``name[ip]`` (or its domain), made inert: it comes from the log."""
+    return Text(_safe(_md_who(row)))
+
+
+def _peers(title: str, rows: list[dict], count: str = "sessions", header: str | None = None,
+           directions: list[str] | None = None) -> Table:
+    table = _small_table(title)
+    if directions:
+        table.add_column("", no_wrap=True)
     table.add_column("peer", overflow="fold")
-    table.add_column("count", justify="right", no_wrap=True)
-    for row in rows:
-        name, ip = row["peer_name"] or "", row["peer_ip"]
-        table.add_row(f"{name}[{ip}]" if ip else name, f"{row['sessions']:,}")
+    table.add_column(header or count, justify="right", no_wrap=True)
+    if rows and "share" in rows[0]:
+        table.add_column("of all", justify="right", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+    for i, row in enumerate(rows):
+        cells: list[RenderableType] = [_who(row), f"{row[count]:,}"]
+        if directions:
+            cells.insert(0, directions[i])
+        if "share" in row:
+            cells += [_percent(row["share"]), Text(row["status"], style=_STATUS_STYLE.get(row["status"], ""))]
+        table.add_row(*cells)
     if not rows:
         table.add_row("none", "")
     return table
 
 
+_STATUS_STYLE = {"downgrade": "bold red", "always-plaintext": "red", "sometimes-plaintext": "yellow",
+                 "always-tls": "green", "tls-failed": "yellow", "unknown": "dim"}
+
+
+def _downgrades(report: dict) -> Table | None:
+    rows = [("in", row) for row in report["downgrades"]["inbound"]] + \
+           [("out", row) for row in report["downgrades"]["outbound"]]
+    if not rows:
+        return None
+    table = _small_table("DOWNGRADES: plaintext after TLS (stripped STARTTLS?)")
+    table.title_style = "bold red"
+    table.add_column("", no_wrap=True)
+    table.add_column("peer", overflow="fold")
+    for name in ("TLS", "plain", "since"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for direction, row in rows:
+        table.add_row(direction, _who(row), f"{row['tls']:,}", f"{row['plaintext']:,}",
+                      (row["downgrade_at"] or "")[:16].replace("T", " "))
+    return table
+
+
+_WEAK_LABELS = {"old_protocol": "below TLSv1.2", "no_forward_secrecy": "no forward secrecy",
+                "non_aead": "not AEAD (CBC, RC4)", "broken_cipher": "RC4/3DES/EXPORT/NULL/anon",
+                "short_key": "under 128 bits", "unverified": "unverified (outbound)"}
+
+
+def _weak(report: dict) -> Table:
+    table = _small_table("Weak TLS")
+    table.add_column("", no_wrap=True)
+    for name in ("MX", "subm.", "out"):
+        table.add_column(name, justify="right", no_wrap=True)
+    blocks = [report[k]["weak_tls"] for k in ("mx", "submission", "outbound")]
+    tls = [report[k]["tls"] for k in ("mx", "submission", "outbound")]
+    table.add_row("weak, any reason", *(f"{b['total']:,} ({_percent(b['total'] / t if t else None)})"
+                                        for b, t in zip(blocks, tls)))
+    for key, label in _WEAK_LABELS.items():
+        if any(b[key] for b in blocks):
+            table.add_row(f"  {label}", *(f"{b[key]:,}" for b in blocks))
+    return table
+
+
+def _failures(report: dict) -> Table | None:
+    rows = [("in", r) for r in report["failures"]["inbound"]] + [("out", r) for r in report["failures"]["outbound"]]
+    if not rows:
+        return None
+    table = _small_table("TLS failures by reason")
+    table.add_column("", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    table.add_column("count", justify="right", no_wrap=True)
+    table.add_column("peers", justify="right", no_wrap=True)
+    for direction, row in rows:
+        table.add_row(direction, Text(_safe(row["reason"])), f"{row['count']:,}", f"{row['peers']:,}")
+    return table
+
+
+def _ip_table(report: dict) -> Table:
+    table = _small_table("IPv4 and IPv6 (mail, TLS share)")
+    table.add_column("", no_wrap=True)
+    for name in ("MX", "TLS", "out", "TLS"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for version in ("4", "6"):
+        mx, out = report["mx"]["ip_versions"][version], report["outbound"]["ip_versions"][version]
+        table.add_row(f"IPv{version}", f"{mx['messages']['total']:,}", _percent(mx["messages"]["coverage"]),
+                      f"{out['messages']['total']:,}", _percent(out["messages"]["coverage"]))
+    return table
+
+
 def report_renderable(report: dict) -> RenderableType:
-    """The report as one rich renderable (print it on any `rich.console.Console`)."""
+    """The report as one rich renderable (print it on any `rich.console.Console`): the headline
+    first (coverage of mail per direction), then what to act on."""
     period = report.get("period")
     title = "TLS coverage"
     if period:
         title += f"  {period['first'][:16].replace('T', ' ')} → {period['last'][:16].replace('T', ' ')}"
     coverage = _small_table(title)
     coverage.add_column("", no_wrap=True)
-    for name in ("mail", "TLS", "sessions", "TLS", "plaintext", "failed", "unknown"):
+    for name in ("mail", "TLS", "sessions", "TLS", "plain", "failed", "unknown"):
         coverage.add_column(name, justify="right", no_wrap=True)
     for label, key in (("MX inbound", "mx"), ("submission", "submission"), ("outbound", "outbound")):
         d = report[key]
@@ -183,26 +391,48 @@ def report_renderable(report: dict) -> RenderableType:
     internal = report["internal"]
     hops = internal["inbound"]["total"] + internal["outbound"]["total"]
     if hops:
-        coverage.add_row(Text("internal", style="dim"), Text(f"{internal['inbound']['messages']['total'] + internal['outbound']['messages']['total']:,}", style="dim"),
-                         "", Text(f"{hops:,}", style="dim"), Text("apart", style="dim"), "", "", "")
+        mail = internal["inbound"]["messages"]["total"] + internal["outbound"]["messages"]["total"]
+        coverage.add_row(Text("internal", style="dim"), Text(f"{mail:,}", style="dim"), "",
+                         Text(f"{hops:,}", style="dim"), Text("apart", style="dim"), "", "", "")
     coverage.caption = ("mail: messages accepted or sent; sessions: smtpd sessions (MX, submission) and smtp"
                         " deliveries (outbound); TLS = TLS / (total - unknown)")
     coverage.caption_justify = "left"
+    gap = Text("")
+    parts: list[RenderableType] = [coverage, gap]
+    if report.get("periods"):
+        parts += [periods_table(report["periods"], report.get("by", "period")), gap]
+    downgrades = _downgrades(report)
+    if downgrades is not None:
+        parts += [downgrades, gap]
+    parts += [
+        _peers("Plaintext clients (inbound)", report["plaintext_peers"]["inbound"]), gap,
+        _peers("Plaintext servers (outbound)", report["plaintext_peers"]["outbound"], header="deliveries"), gap,
+    ]
+    if report["plaintext_domains"]["outbound"]:
+        parts += [_peers("Plaintext destinations (recipient domains)", report["plaintext_domains"]["outbound"],
+                         "deliveries"), gap]
+    if report["unverified_destinations"]:
+        parts += [_peers("Destinations never Verified or Trusted (verify would fail)",
+                         report["unverified_destinations"], "deliveries"), gap]
     breakdowns = Columns(
         [
-            _breakdown("Protocol (TLS)", report["by_protocol"]),
-            _breakdown("Trust (TLS)", report["by_trust"]),
-            _breakdown("IP version", report["by_ip_version"], label=lambda k: f"IPv{k}" if k in "46" else k),
+            _split("Protocol (TLS)", report["inbound"]["by_protocol"], report["outbound"]["by_protocol"],
+                   ("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3", "SSLv2")),
+            _split("Trust (TLS)", report["inbound"]["by_trust"], report["outbound"]["by_trust"],
+                   ("Verified", "Trusted", "Untrusted", "Anonymous")),
+            _split("Key exchange (TLS)", report["inbound"]["by_key_exchange"], report["outbound"]["by_key_exchange"]),
+            _ip_table(report),
         ],
         padding=(1, 4),
     )
-    peers = Columns(
-        [
-            _peers("Plaintext clients (inbound)", report["plaintext_peers"]["inbound"]),
-            _peers("Plaintext servers (outbound)", report["plaintext_peers"]["outbound"]),
-        ],
-        padding=(1, 4),
-    )
+    parts += [breakdowns, gap, _weak(report), gap]
+    weak = report["weak_tls_peers"]
+    if weak["inbound"] or weak["outbound"]:
+        parts += [_peers("Peers on weak TLS", weak["inbound"] + weak["outbound"], header="rows",
+                         directions=["in"] * len(weak["inbound"]) + ["out"] * len(weak["outbound"])), gap]
+    failures = _failures(report)
+    if failures is not None:
+        parts += [failures, gap]
     lines = report["lines"]
     footer = Text(
         f"lines: {lines['read']:,} read, {lines['postfix']:,} Postfix, {lines['parsed']:,} parsed, "
@@ -214,15 +444,9 @@ def report_renderable(report: dict) -> RenderableType:
         footer.append(f", {lines['duplicate']:,} repeated verbatim", style="dim")
     if lines.get("invalid_utf8"):
         footer.append(f", {lines['invalid_utf8']:,} with invalid UTF-8", style="dim")
-    gap = Text("")
-    parts: list[RenderableType] = [coverage, gap]
-    if report.get("periods"):
-        parts += [periods_table(report["periods"], report.get("by", "period")), gap]
-    parts += [breakdowns, gap, peers, gap]
-    if report["legacy_tls_peers"]:
-        parts += [_peers("Peers on TLSv1.1 or older", report["legacy_tls_peers"]), gap]
     parts.append(footer)
-    parts.extend(Text(f"note: {note}", style="yellow") for note in report["notes"])
+    parts.append(Text("every peer, its status and first/last seen: tlslog peers FILES", style="dim"))
+    parts.extend(Text(f"note: {_safe(note)}", style="yellow") for note in report["notes"])
     return Group(*parts)
 
 
@@ -268,3 +492,166 @@ def periods_table(periods: list[dict], by: str) -> Table:
 def print_renderable(renderable: RenderableType, out: TextIO, *, width: int | None = None) -> None:
     """Print to ``out``, colour only when it is a terminal."""
     Console(file=out, width=width, highlight=False, soft_wrap=False).print(renderable)
+
+
+# -- markdown and CSV: the same data for a ticket, a mail or a spreadsheet ----------------------
+
+def _md_table(headers: list[str], rows: Sequence[Sequence[object]], right: int = 1) -> str:
+    """A GitHub-flavoured markdown table; every cell is escaped (log text is hostile); columns
+    from ``right`` on are numbers, right-aligned."""
+    def cell(value: object) -> str:
+        return markdown_cell("" if value is None else str(value))
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
+             "|" + "|".join("---" if i < right else "---:" for i in range(len(headers))) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _md_who(row: dict) -> str:
+    """``name[ip]``, the address, or the domain of a peer row (not yet escaped)."""
+    if "domain" in row:
+        return row["domain"] or "(no domain)"
+    name, ip = row.get("peer_name") or "", row.get("peer_ip")
+    return f"{name}[{ip}]" if ip and name else ip or name or "(none)"
+
+
+def report_markdown(report: dict) -> str:
+    """The report as markdown that pastes as it is into a ticket or a mail."""
+    period = report.get("period")
+    title = "# TLS coverage"
+    if period:
+        title += f" {period['first'][:16].replace('T', ' ')} → {period['last'][:16].replace('T', ' ')}"
+    out = [title + "\n"]
+    rows = []
+    for label, key in (("MX inbound", "mx"), ("submission", "submission"), ("outbound", "outbound")):
+        d = report[key]
+        rows.append([label, f"{d['messages']['total']:,}", _percent(d["messages"]["coverage"]), f"{d['total']:,}",
+                     _percent(d["coverage"]), f"{d['plaintext']:,}", f"{d['tls_failed']:,}", f"{d['unknown']:,}"])
+    out.append(_md_table(["", "mail", "TLS", "sessions", "TLS", "plaintext", "failed", "unknown"], rows))
+    if report.get("periods"):
+        out.append(f"## Coverage of mail by {report.get('by', 'period')}\n")
+        out.append(_md_table(["period", "MX mail", "TLS", "±pp", "submission", "TLS", "outbound", "TLS", "±pp"], [
+            [p["period"], f"{p['mx']['messages']['total']:,}", _percent(p["mx"]["messages"]["coverage"]),
+             _signed(p["mx"]["messages"]["coverage_change"]), f"{p['submission']['messages']['total']:,}",
+             _percent(p["submission"]["messages"]["coverage"]), f"{p['outbound']['messages']['total']:,}",
+             _percent(p["outbound"]["messages"]["coverage"]), _signed(p["outbound"]["messages"]["coverage_change"])]
+            for p in report["periods"]]))
+    downgrades = [("in", r) for r in report["downgrades"]["inbound"]] + \
+                 [("out", r) for r in report["downgrades"]["outbound"]]
+    if downgrades:
+        out.append("## Downgrades: plaintext after TLS\n")
+        out.append(_md_table(["", "peer", "TLS", "plaintext", "since"], [
+            [d, _md_who(r), r["tls"], r["plaintext"], (r["downgrade_at"] or "").replace("T", " ")]
+            for d, r in downgrades], right=2))
+    for title, rows_, count in (("Plaintext clients (inbound)", report["plaintext_peers"]["inbound"], "sessions"),
+                                ("Plaintext servers (outbound)", report["plaintext_peers"]["outbound"], "sessions"),
+                                ("Plaintext destinations", report["plaintext_domains"]["outbound"], "deliveries")):
+        if rows_:
+            out.append(f"## {title}\n")
+            out.append(_md_table(["peer", count, "of all", "status"], [
+                [_md_who(r), r[count], _percent(r["share"]), r["status"]] for r in rows_]))
+    weak = [report[k]["weak_tls"] for k in ("mx", "submission", "outbound")]
+    out.append("## Weak TLS\n")
+    out.append(_md_table(["", "MX", "submission", "outbound"],
+                         [["weak, any reason", *(w["total"] for w in weak)]]
+                         + [[label, *(w[key] for w in weak)] for key, label in _WEAK_LABELS.items()]))
+    failures = [("in", r) for r in report["failures"]["inbound"]] + [("out", r) for r in report["failures"]["outbound"]]
+    if failures:
+        out.append("## TLS failures by reason\n")
+        out.append(_md_table(["", "reason", "count", "peers"], [[d, r["reason"], r["count"], r["peers"]]
+                                                               for d, r in failures], right=2))
+    if report["notes"]:
+        out.append("## Notes\n")
+        out.append("".join(f"- {markdown_cell(note)}\n" for note in report["notes"]))
+    return "\n".join(out)
+
+
+def _signed(change: float | None) -> str:
+    return "" if change is None else f"{change:+.1f}"
+
+
+#: Columns of ``report --format csv``: one row per direction, for the whole input (period
+#: ``all``) and, with ``--by``, per period.
+REPORT_CSV_FIELDS = ("period", "start", "direction", "sessions", "tls", "plaintext", "tls_failed", "unknown",
+                     "coverage", "messages", "messages_tls", "messages_plaintext", "messages_tls_failed",
+                     "messages_unknown", "messages_coverage")
+
+
+def write_report_csv(report: dict, out: TextIO) -> None:
+    """The coverage numbers as CSV (the rest of the report is in the JSON)."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(REPORT_CSV_FIELDS)
+
+    def row(period: str, start: str, direction: str, d: dict) -> None:
+        m = d["messages"]
+        writer.writerow([period, start, direction, d["total"], d["tls"], d["plaintext"], d["tls_failed"], d["unknown"],
+                         "" if d["coverage"] is None else round(d["coverage"], 6), m["total"], m["tls"],
+                         m["plaintext"], m["tls_failed"], m["unknown"],
+                         "" if m["coverage"] is None else round(m["coverage"], 6)])
+
+    first = (report.get("period") or {}).get("first") or ""
+    for direction in ("inbound", "mx", "submission", "outbound"):
+        row("all", first[:10], direction, report[direction])
+    for direction in ("inbound", "outbound"):
+        row("all", first[:10], f"internal-{direction}", report["internal"][direction])
+    for period in report.get("periods", []):
+        for direction in ("inbound", "mx", "submission", "outbound"):
+            row(period["period"], period["start"], direction, period[direction])
+
+
+_PEER_TITLES = {"inbound": "Inbound clients", "inbound_ips": "Inbound addresses",
+                "inbound_domains": "Inbound domains (registered)",
+                "outbound_domains": "Outbound destinations (recipient domains)", "outbound_relays": "Outbound relays"}
+#: Columns of ``peers --format csv``: every list in one table, ``list`` telling which.
+PEER_CSV_FIELDS = ("list", "peer_name", "peer_ip", "domain", "total", "tls", "plaintext", "tls_failed", "unknown",
+                   "messages", "coverage", "protocols", "best_trust", "ip_versions", "first_seen", "last_seen",
+                   "status", "downgrade_at")
+
+
+def peers_renderable(peers: dict[str, list[dict]]) -> RenderableType:
+    """One table per peer list; statuses coloured, downgrades in bold."""
+    parts: list[RenderableType] = []
+    for name, rows in peers.items():
+        table = _small_table(_PEER_TITLES.get(name, name))
+        table.add_column("peer", overflow="fold", min_width=24)
+        for column in ("total", "TLS", "plain", "status", "last seen"):
+            table.add_column(column, justify="left" if column in ("status", "last seen") else "right", no_wrap=True)
+        for row in rows:
+            table.add_row(_who(row), f"{row['total']:,}", _percent(row["coverage"]), f"{row['plaintext']:,}",
+                          Text(row["status"], style=_STATUS_STYLE.get(row["status"], "")),
+                          (row["last_seen"] or "")[:10])
+        if not rows:
+            table.add_row("none", "", "", "", "", "")
+        parts += [table, Text("")]
+    return Group(*parts)
+
+
+def peers_markdown(peers: dict[str, list[dict]]) -> str:
+    out = []
+    for name, rows in peers.items():
+        out.append(f"## {_PEER_TITLES.get(name, name)}\n")
+        out.append(_md_table(["peer", "total", "TLS", "plaintext", "failed", "status", "protocols", "first seen",
+                              "last seen"],
+                             [[_md_who(r), r["total"], _percent(r["coverage"]), r["plaintext"], r["tls_failed"],
+                               r["status"], " ".join(r["protocols"]), r["first_seen"], r["last_seen"]] for r in rows]))
+    return "\n".join(out)
+
+
+def write_peers_csv(peers: dict[str, list[dict]], out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(PEER_CSV_FIELDS)
+    for name, rows in peers.items():
+        for row in rows:
+            record = {"list": name, **row}
+            writer.writerow(csv_cell(_csv_value(record.get(field))) for field in PEER_CSV_FIELDS)
+
+
+def _csv_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, float):
+        return round(value, 6)
+    return value

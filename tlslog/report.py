@@ -21,20 +21,25 @@ import numpy as np
 import pandas as pd
 
 from .accounting import LineStats
+from .peers import aggregate
 from .schema import Projection
+from .strength import LEGACY_PROTOCOLS, REASONS, Weakness
 from .timestamps import format_wall
 
-__all__ = ["COLUMNS", "build_report", "direction_summary", "period", "peer_table"]
+__all__ = ["COLUMNS", "build_report", "direction_summary", "failures", "parse_fail_under", "period", "peer_table",
+           "plaintext_peers", "shortfalls", "unverified_destinations", "weak_counts", "weak_peers"]
 
-#: Protocols a report lists the peers of.
-LEGACY_PROTOCOLS = frozenset({"TLSv1.1", "TLSv1", "SSLv3", "SSLv2"})
-#: What these functions read of the session table (the engine returns only this): peers only
-#: where a peer list can show them (plaintext rows, pending ones that may be, old TLS).
+#: What these functions read of the session table (the engine returns only this): names and
+#: addresses only where a list can show them (plaintext rows, pending ones that may be, failed
+#: handshakes, weak TLS); elsewhere ``peer_key`` says whose row it is (a peer's status needs its
+#: TLS rows too).
 COLUMNS = Projection(
-    ("kind", "start", "offset", "host", "service", "peer_name", "peer_ip", "ip_version", "encryption",
-     "evidence", "trust", "protocol", "messages", "source", "day", "role", "hop"),
-    peer_verdicts=frozenset({"plaintext", "pending"}),
+    ("kind", "start", "end", "offset", "host", "service", "peer_name", "peer_ip", "peer_key", "ip_version",
+     "encryption", "evidence", "trust", "protocol", "cipher", "cipher_bits", "key_exchange", "failure_reason",
+     "recipient_domain", "messages", "source", "day", "role", "hop"),
+    peer_verdicts=frozenset({"plaintext", "pending", "tls-failed"}),
     peer_protocols=LEGACY_PROTOCOLS,
+    peer_weak=True,
 )
 
 #: Newest first; anything else (DTLS, future versions) follows in name order.
@@ -91,18 +96,102 @@ def message_counts(rows: pd.DataFrame) -> dict:
 
 def direction_summary(rows: pd.DataFrame) -> dict:
     """Totals, verdict counts, coverage and breakdowns for one direction's rows."""
-    tls_rows = rows[rows["encryption"] == "tls"]
+    tls_rows = rows[(rows["encryption"] == "tls").to_numpy()]
+    versions = rows["ip_version"].to_numpy(dtype=float, na_value=np.nan)
     return {
         **_verdicts(_counts(rows, "encryption")),
         "messages": message_counts(rows),
         "by_protocol": _ordered(_counts(tls_rows, "protocol", missing="unknown"), PROTOCOL_ORDER),
         "by_trust": _ordered(_counts(tls_rows, "trust", missing="unknown"), TRUST_ORDER),
         "by_ip_version": _ip_versions(_counts(rows, "ip_version", missing="unknown")),
+        "by_key_exchange": _ordered(_counts(tls_rows, "key_exchange", missing="unknown"), []),
+        "ip_versions": {v: {**_verdicts(_counts(part, "encryption")), "messages": message_counts(part)}
+                        for v, part in (("4", rows[versions == 4]), ("6", rows[versions == 6]))},
+        "weak_tls": weak_counts(tls_rows),
     }
+
+
+def weak_counts(tls_rows: pd.DataFrame) -> dict:
+    """TLS rows that are weak (`tlslog.strength`): in all, per reason, and ``unverified``:
+    outbound deliveries whose trust is below Verified/Trusted (Untrusted or Anonymous; inbound,
+    clients seldom show a certificate, so it is not counted there)."""
+    weak = Weakness()
+    counts: Counter = Counter()
+    combos = tls_rows.groupby(["protocol", "cipher", "cipher_bits"], observed=True, dropna=False, sort=False).size()
+    for (protocol, cipher, bits), n in combos.items():
+        reasons = weak(_none(protocol), _none(cipher), _none(bits))
+        for reason in reasons:
+            counts[reason] += int(n)
+        if reasons:
+            counts["total"] += int(n)
+    outbound = (tls_rows["kind"] != "inbound").to_numpy()
+    unverified = int((tls_rows["trust"].isin(("Untrusted", "Anonymous")).to_numpy() & outbound).sum())
+    return {"total": counts["total"], **{r.replace("-", "_"): counts[r] for r in REASONS}, "unverified": unverified}
+
+
+def _none(value: object) -> object:
+    return None if value is None or value is pd.NA or value != value else value
 
 
 def _merge(a: dict[str, int], b: dict[str, int], order: list[str]) -> dict[str, int]:
     return _ordered(Counter(a) + Counter(b), order)
+
+
+def _name(row: pd.Series | dict) -> tuple[str, str]:
+    name, ip = row["peer_name"], row["peer_ip"]
+    return (name if isinstance(name, str) else "", ip if isinstance(ip, str) else "")
+
+
+def _peer_groups(rows: pd.DataFrame, column: str) -> tuple[np.ndarray, int, dict[str, np.ndarray]]:
+    codes, uniques = pd.factorize(rows[column].to_numpy(), use_na_sentinel=False)
+    return codes, len(uniques), aggregate(rows, codes, len(uniques))
+
+
+def _first_rows(mask: np.ndarray, codes: np.ndarray) -> dict[int, int]:
+    """The first row (position) of each group among the rows of ``mask``."""
+    positions = np.flatnonzero(mask)
+    return {int(c): int(p) for c, p in pd.Series(positions).groupby(codes[positions]).first().items()}
+
+
+def _stamp(seconds: float) -> str | None:
+    return None if seconds != seconds else format_wall(float(seconds), None)
+
+
+def plaintext_peers(rows: pd.DataFrame, limit: int = 10, *, by: str = "peer") -> tuple[list[dict], list[dict]]:
+    """The peers (``by="peer"``: ``name[ip]``; ``"domain"``: recipient domain) with plaintext rows,
+    most first, each with its share of plaintext and status (`tlslog.peers`), and the downgrades
+    (a plaintext row after a TLS one), first to happen first. Peers are told apart by
+    ``peer_key``, so only plaintext rows need a name."""
+    if not len(rows):
+        return [], []
+    codes, _, agg = _peer_groups(rows, "peer_key" if by == "peer" else "recipient_domain")
+    named = _first_rows((rows["encryption"] == "plaintext").to_numpy(), codes)
+    listed, downgrades = [], []
+    for code, at in named.items():
+        if by == "peer":
+            name, ip = _name(rows.iloc[at])
+            who: dict = {"peer_name": name or None, "peer_ip": ip or None}
+        else:
+            domain = rows["recipient_domain"].iat[at]
+            who = {"domain": domain if isinstance(domain, str) else None}
+        total = int(sum(agg[v][code] for v in ("tls", "plaintext", "tls-failed", "unknown")))
+        plain = int(agg["plaintext"][code])
+        item = {**who, ("sessions" if by == "peer" else "deliveries"): plain, "total": total,
+                "share": plain / total, "status": str(agg["status"][code])}
+        listed.append(item)
+        if item["status"] == "downgrade":
+            downgrades.append({**who, "tls": int(agg["tls"][code]), "plaintext": plain, "total": total,
+                               "first_tls": _stamp(agg["first_tls"][code]),
+                               "downgrade_at": _stamp(agg["downgrade_at"][code]),
+                               "last_seen": _stamp(agg["last_seen"][code])})
+
+    def key(item: dict) -> tuple:
+        return tuple(str(item.get(k) or "") for k in ("domain", "peer_name", "peer_ip"))
+
+    count = "sessions" if by == "peer" else "deliveries"
+    listed.sort(key=lambda i: (-i[count], key(i)))
+    downgrades.sort(key=lambda i: (i["downgrade_at"] or "", key(i)))
+    return listed[:limit], downgrades[:limit]
 
 
 def peer_table(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
@@ -115,6 +204,77 @@ def peer_table(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
     top = sorted((-int(n), name if isinstance(name, str) else "", ip if isinstance(ip, str) else "")
                  for (name, ip), n in sizes.items() if n)[:limit]
     return [{"peer_name": name or None, "peer_ip": ip or None, "sessions": -n} for n, name, ip in top]
+
+
+def unverified_destinations(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
+    """Recipient domains no delivery of which was Verified or Trusted (plaintext, or TLS a man
+    in the middle could intercept): where ``smtp_tls_security_level = verify`` would break
+    mail. Most deliveries first."""
+    if not len(rows):
+        return []
+    domains = rows["recipient_domain"].astype(object).fillna("")
+    trusted = rows["trust"].isin(("Verified", "Trusted")).to_numpy() & (rows["encryption"] == "tls").to_numpy()
+    counted = (rows["encryption"] != "unknown").to_numpy()
+    frame = pd.DataFrame({"domain": domains.to_numpy(), "trusted": trusted, "counted": counted,
+                          "tls": (rows["encryption"] == "tls").to_numpy(),
+                          "plaintext": (rows["encryption"] == "plaintext").to_numpy()})
+    sums = frame.groupby("domain", sort=False)[["trusted", "counted", "tls", "plaintext"]].sum()
+    sums = sums[(sums["trusted"] == 0) & (sums["counted"] > 0)]
+    out: list[dict] = [{"domain": domain or None, "deliveries": int(r.counted), "tls": int(r.tls),
+                        "plaintext": int(r.plaintext)} for domain, r in sums.iterrows()]
+    out.sort(key=lambda i: (-i["deliveries"], i["domain"] or ""))
+    return out[:limit]
+
+
+def weak_peers(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
+    """The peers with the most weak TLS rows, with the reasons (`tlslog.strength`)."""
+    weak = Weakness()
+    tls = rows[(rows["encryption"] == "tls").to_numpy()]
+    if not len(tls):
+        return []
+    combos = tls.groupby(["peer_name", "peer_ip", "protocol", "cipher", "cipher_bits"], observed=True, dropna=False,
+                         sort=False).size()
+    peers: dict[tuple[str, str], list] = {}
+    for (name, ip, protocol, cipher, bits), n in combos.items():
+        reasons = weak(_none(protocol), _none(cipher), _none(bits))
+        if n and reasons:
+            entry = peers.setdefault(_name({"peer_name": name, "peer_ip": ip}), [0, set()])
+            entry[0] += int(n)
+            entry[1].update(reasons)
+    top = sorted(peers.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+    return [{"peer_name": name or None, "peer_ip": ip or None, "sessions": n,
+             "reasons": [r for r in REASONS if r in reasons]} for (name, ip), (n, reasons) in top]
+
+
+def failures(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
+    """Failed TLS handshakes and TLS-required deferrals by reason (``failure_reason``, else the
+    evidence), most first: how many, from how many peers, and the peer with the most."""
+    failed = (rows["encryption"] == "tls-failed").to_numpy() | (rows["evidence"] == "starttls-not-offered").to_numpy()
+    part = rows.loc[failed]
+    if not len(part):
+        return []
+    reasons = part["failure_reason"].astype(object).where(part["failure_reason"].notna(), part["evidence"].astype(object))
+    frame = pd.DataFrame({"reason": reasons.to_numpy(), "key": part["peer_key"].to_numpy(),
+                          "name": part["peer_name"].astype(object).to_numpy(),
+                          "ip": part["peer_ip"].astype(object).to_numpy()})
+    out: list[dict] = []
+    for reason, group in frame.groupby("reason", sort=False):
+        per_peer = group.groupby("key", sort=False).size()
+        top_key = sorted(per_peer.items(), key=lambda kv: -kv[1])[0][0]
+        top = group[group["key"] == top_key].iloc[0]
+        name, ip = _name({"peer_name": top["name"], "peer_ip": top["ip"]})
+        out.append({"reason": str(reason), "count": int(len(group)), "peers": len(per_peer),
+                    "top_peer": f"{name}[{ip}]" if ip else (name or None)})
+    out.sort(key=lambda i: (-i["count"], i["reason"]))
+    return out[:limit]
+
+
+def by_service(rows: pd.DataFrame) -> dict[str, dict]:
+    """Verdict counts, coverage and messages per service (as logged), in name order."""
+    out = {}
+    for service, part in rows.groupby(rows["service"].astype(object).fillna(""), sort=True):
+        out[str(service)] = {**_verdicts(_counts(part, "encryption")), "messages": message_counts(part)}
+    return out
 
 
 def _day_text(day: int) -> str:
@@ -169,6 +329,62 @@ def _internal_notes(internal: dict) -> list[str]:
             " they are counted apart, not in the coverage of mail on the wire (--internal none counts them too)."]
 
 
+def untrusted_note(versions: dict[str, tuple[str, ...]], untrusted: int) -> str | None:
+    """Postfix 3.6 to 3.10.3 logged some Trusted peers as Untrusted (fixed in 3.10.4): a note
+    when a host's master lines name such a version and ``untrusted`` rows say Untrusted.
+
+    ``versions``: host ("" when unknown) -> versions its master lines named. A snapshot such as
+    ``3.6-20200710`` counts as its release (3.6); a version that does not read as Postfix's
+    ``major.minor[.patch][-suffix]`` is ignored. None when no version is affected or nothing
+    was Untrusted.
+    """
+    if untrusted <= 0:
+        return None
+    affected: dict[str, list[str]] = {}  # version -> hosts
+    for host in sorted(versions, key=lambda h: (h == "", h)):
+        for version in versions[host]:
+            release = _postfix_release(version)
+            if release is not None and _BUGGY_TRUST[0] <= release <= _BUGGY_TRUST[1]:
+                hosts = affected.setdefault(version.strip(), [])
+                if host not in hosts:
+                    hosts.append(host)
+    if not affected:
+        return None
+    parts = []
+    for version in sorted(affected, key=lambda v: (_postfix_release(v), v)):
+        hosts = affected[version]
+        named = ", ".join(host or "an unnamed host" for host in hosts)
+        parts.append(version if hosts == [""] else f"{version} (on {named})")
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    rows = ("the 1 Untrusted TLS session or delivery may be a Trusted one" if untrusted == 1 else
+            f"the {untrusted:,} Untrusted TLS sessions and deliveries may include Trusted ones")
+    return (f"Postfix {listed} {'logs' if len(parts) == 1 else 'log'} some Trusted peers as Untrusted"
+            f" (fixed in 3.10.4): {rows}.")
+
+
+#: The releases that logged some Trusted peers as Untrusted (first, last).
+_BUGGY_TRUST = ((3, 6, 0), (3, 10, 3))
+
+
+def _postfix_release(version: str) -> tuple[int, int, int] | None:
+    """``3.7.11`` -> (3, 7, 11); ``3.6-20200710`` (a snapshot) -> (3, 6, 0); None if unreadable."""
+    parts = version.strip().split("-", 1)[0].split(".")
+    if not 2 <= len(parts) <= 3 or not all(p.isascii() and p.isdigit() for p in parts):
+        return None
+    major, minor, *patch = (int(p) for p in parts)
+    return major, minor, patch[0] if patch else 0
+
+
+def _untrusted_notes(frame: pd.DataFrame, external: np.ndarray,
+                     versions: dict[str, tuple[str, ...]] | None) -> list[str]:
+    """`untrusted_note` for the external TLS rows (both directions) the frame calls Untrusted."""
+    if not versions:
+        return []
+    untrusted = external & (frame["encryption"] == "tls").to_numpy() & (frame["trust"] == "Untrusted").to_numpy()
+    note = untrusted_note(versions, int(untrusted.sum()))
+    return [note] if note else []
+
+
 def period(frame: pd.DataFrame) -> Period | None:
     """(start, zone offset) of the first and the last session, or None if no row has a time."""
     starts = frame["start"].dropna()
@@ -182,8 +398,8 @@ def period(frame: pd.DataFrame) -> Period | None:
 
 
 #: What the per-direction parts read (the rows of one direction are copied with these only).
-_SUMMARY_COLUMNS = ["encryption", "evidence", "trust", "protocol", "ip_version", "messages", "source", "host",
-                    "service", "day"]
+_SUMMARY_COLUMNS = ["kind", "encryption", "evidence", "trust", "protocol", "cipher", "cipher_bits", "key_exchange",
+                    "ip_version", "messages", "source", "host", "service", "day"]
 _PEER_COLUMNS = ["peer_name", "peer_ip"]
 
 
@@ -245,15 +461,21 @@ def _change(before: float | None, now: float | None) -> float | None:
     return None if before is None or now is None else round((now - before) * 100, 2)
 
 
-def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10, by: str | None = None) -> dict:
-    """The whole report as JSON-ready data; ``by`` (day, week, month) adds ``periods``."""
+def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10, by: str | None = None,
+                 postfix_versions: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """The whole report as JSON-ready data; ``by`` (day, week, month) adds ``periods``;
+    ``postfix_versions`` (host → versions its start lines named) may add a note."""
     external = (frame["hop"] == "external").to_numpy()
     is_inbound = (frame["kind"] == "inbound").to_numpy()
-    inbound = frame.loc[is_inbound & external, _SUMMARY_COLUMNS]
-    outbound = frame.loc[~is_inbound & external, _SUMMARY_COLUMNS]
+    inbound = frame.loc[is_inbound & external]
+    outbound = frame.loc[~is_inbound & external]
     blocks = _directions(frame)
+    for name, mask in (("inbound", is_inbound), ("outbound", ~is_inbound)):
+        blocks[name]["by_service"] = by_service(frame.loc[mask & external, _SUMMARY_COLUMNS])
     summary_in, summary_out = blocks["inbound"], blocks["outbound"]
-    plaintext = (frame["encryption"] == "plaintext").to_numpy() & external
+    plain_in, down_in = plaintext_peers(inbound, peers)
+    plain_out, _ = plaintext_peers(outbound, peers)
+    domains_out, down_out = plaintext_peers(outbound, peers, by="domain")
     legacy = frame.loc[((frame["encryption"] == "tls") & frame["protocol"].isin(LEGACY_PROTOCOLS)).to_numpy() & external,
                        _PEER_COLUMNS]
     internal = {"inbound": direction_summary(frame.loc[is_inbound & ~external, _SUMMARY_COLUMNS]),
@@ -267,11 +489,53 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10, by: 
         "by_ip_version": _ip_versions(Counter(summary_in["by_ip_version"]) + Counter(summary_out["by_ip_version"])),
         "lines": stats.as_dict(),
         "period": {"first": format_wall(*span[0]), "last": format_wall(*span[1])} if span else None,
-        "plaintext_peers": {
-            "inbound": peer_table(frame.loc[is_inbound & plaintext, _PEER_COLUMNS], peers),
-            "outbound": peer_table(frame.loc[~is_inbound & plaintext, _PEER_COLUMNS], peers),
-        },
+        "plaintext_peers": {"inbound": plain_in, "outbound": plain_out},
+        "plaintext_domains": {"outbound": domains_out},
+        "downgrades": {"inbound": down_in, "outbound": down_out},
+        "unverified_destinations": unverified_destinations(outbound, peers),
         "legacy_tls_peers": peer_table(legacy, peers),
-        "notes": _notes(inbound, outbound) + _internal_notes(internal),
+        "weak_tls_peers": {"inbound": weak_peers(inbound, peers), "outbound": weak_peers(outbound, peers)},
+        "failures": {"inbound": failures(inbound, peers), "outbound": failures(outbound, peers)},
+        "notes": _notes(inbound, outbound) + _internal_notes(internal)
+        + _untrusted_notes(frame, external, postfix_versions),
         **({"by": by, "periods": periods(frame, by)} if by else {}),
     }
+
+
+#: ``--fail-under`` names: the blocks whose coverage of mail they check.
+FAIL_UNDER = {"in": "inbound", "inbound": "inbound", "out": "outbound", "outbound": "outbound", "mx": "mx",
+              "submission": "submission"}
+
+
+def parse_fail_under(text: str) -> dict[str, float]:
+    """``90`` (inbound and outbound) or ``in=90,out=95,mx=99,submission=100`` → block → percent
+    (ValueError when it is neither)."""
+    def percent(value: str) -> float:
+        number = float(value.strip().rstrip("%"))
+        if not 0 <= number <= 100:
+            raise ValueError
+        return number
+
+    try:
+        if "=" not in text:
+            both = percent(text)
+            return {"inbound": both, "outbound": both}
+        out = {}
+        for part in text.split(","):
+            name, _, number = part.partition("=")
+            out[FAIL_UNDER[name.strip().lower()]] = percent(number)
+        return out
+    except (KeyError, ValueError):
+        raise ValueError(f"not a percentage or a list of direction=percentage: {text!r} "
+                         "(90, or in=90,out=95,mx=99,submission=100)") from None
+
+
+def shortfalls(report: dict, thresholds: dict[str, float]) -> list[str]:
+    """The directions whose coverage of mail is below its threshold, as ``inbound 87.5% < 90%``
+    (a direction without mail has no coverage to fall short)."""
+    out = []
+    for block, minimum in thresholds.items():
+        coverage = report[block]["messages"]["coverage"]
+        if coverage is not None and coverage * 100 < minimum:
+            out.append(f"{block} {coverage * 100:.1f}% < {minimum:g}%")
+    return out

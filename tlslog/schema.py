@@ -107,6 +107,8 @@ SESSION: tuple[Column, ...] = (
     _c("hop", "category", "external (mail on the wire) or internal (loopback, a local transport, a configured "
                           "network or service: a content filter's round trip)", nullable=False),
     # -- internal: how rows are placed for settlement, never exported --------------------------
+    _c("peer_key", "int64", "a 64-bit digest of (peer_name, peer_ip): who the row's peer is where a "
+                            "`Projection` leaves the peer's name and address out", export=False, nullable=False),
     _c("offset", "int16", "UTC offset of the stamps in minutes, when the log had one", export=False),
     _c("epoch", "int32", "Postfix (re)starts and reloads of this host before the row (a new configuration)",
        export=False, nullable=False),
@@ -132,6 +134,8 @@ class Projection:
     columns: tuple[str, ...]
     peer_verdicts: frozenset[str] | None = None  # None: peers on every row
     peer_protocols: frozenset[str] = frozenset()
+    #: also on TLS rows whose protocol and cipher are weak (`tlslog.strength`)
+    peer_weak: bool = False
 
 
 def column(name: str) -> Column:

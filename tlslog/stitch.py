@@ -58,6 +58,7 @@ class Stitcher:
         self.line_base = 0
         self.restarts: dict[str | None, int] = {}  # per host, restarts in the chunks so far
         self.clock: tuple[int, int | None] | None = None  # year state after the last chunk
+        self._versions: dict[str, set[str]] = {}  # host -> Postfix versions of its master lines
 
     def add(self, result: ChunkResult, source: str) -> None:
         """Continue with the next chunk's result (``source``: the input it was read from)."""
@@ -102,8 +103,16 @@ class Stitcher:
             fold.rows.clear()
         self.line_base += result.stats.read
         self.stats.add(result.stats)
+        for host, versions in result.postfix_versions.items():
+            self._versions.setdefault(host, set()).update(versions)
         if result.first_month is not None:
             self.clock = result.clock
+
+    @property
+    def postfix_versions(self) -> dict[str, tuple[str, ...]]:
+        """Host ("" when unknown) -> the distinct Postfix versions its master start and reload
+        lines named in the chunks so far, sorted (as text)."""
+        return {host: tuple(sorted(versions)) for host, versions in sorted(self._versions.items())}
 
     def finish(self) -> tuple[pd.DataFrame, Evidence]:
         """Close what is still open (the input ended): the settled session table and the evidence."""

@@ -10,14 +10,16 @@ and ``evidence`` columns. Nothing here decides a verdict.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from typing import Any
 from functools import lru_cache
 from operator import itemgetter
 
 import numpy as np
 import pandas as pd
 
-from . import schema
+from . import schema, strength
 from .classify import Classifier
 from .fold import ROW
 from .settle import PENDING, Evidence, decisions
@@ -84,7 +86,7 @@ def _column(name: str, values: Sequence[object]) -> object:
 
 
 #: Columns a partition derives from the fold's (see `tlslog.classify`).
-DERIVED = ("role", "hop")
+DERIVED = ("role", "hop", "peer_key")
 
 
 def _wanted(columns: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -109,15 +111,24 @@ def partition(rows: list[tuple], wanted: Wanted = None, classifier: Classifier =
         verdicts, protocols = projection.peer_verdicts, projection.peer_protocols
         keep = [v in verdicts or p in protocols for v, p in zip(map(itemgetter(_INDEX["fold_encryption"]), rows),
                                                                 map(itemgetter(_INDEX["protocol"]), rows))]
+        if projection.peer_weak:
+            weak = strength.Weakness()
+            keep = [k or (v == "tls" and bool(weak(p, c, b))) for k, v, p, c, b in zip(
+                keep, *(map(itemgetter(_INDEX[n]), rows)
+                        for n in ("fold_encryption", "protocol", "cipher", "cipher_bits")))]
         for name in ("peer_name", "peer_ip"):
             if name in values:
                 values[name] = [v if k else None for v, k in zip(values[name], keep)]
     return pd.DataFrame({name: _column(name, column) for name, column in values.items()}, copy=False)
 
 
-def _derive(name: str, rows: list[tuple], classifier: Classifier) -> list[str]:
+def _derive(name: str, rows: list[tuple], classifier: Classifier) -> list[Any]:
     """A derived column, each rule applied once per distinct input."""
     kinds, services = map(itemgetter(_INDEX["kind"]), rows), map(itemgetter(_INDEX["service"]), rows)
+    if name == "peer_key":
+        keys: dict[tuple, int] = {}
+        pairs = zip(map(itemgetter(_INDEX["peer_name"]), rows), map(itemgetter(_INDEX["peer_ip"]), rows))
+        return [keys.get(k) or keys.setdefault(k, peer_key(*k)) for k in pairs]
     if name == "role":
         roles: dict[tuple[str, str], str] = {}
         return [roles.get(k) or roles.setdefault(k, classifier.role(*k)) for k in zip(kinds, services)]
@@ -133,6 +144,12 @@ def _derive(name: str, rows: list[tuple], classifier: Classifier) -> list[str]:
         return hops.setdefault(key, "internal" if inside else "external")
 
     return [hops.get(k) or hop(k) for k in zip(kinds, services, peers, relays)]
+
+
+def peer_key(name: str | None, address: str | None) -> int:
+    """A stable 64-bit digest of a peer (the same in every worker process, unlike `hash`)."""
+    digest = hashlib.blake2b(f"{name or ''}\0{address or ''}".encode("utf-8", "surrogateescape"), digest_size=8)
+    return int.from_bytes(digest.digest(), "little", signed=True)
 
 
 def empty(names: Sequence[str]) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Scan one chunk: decode, split the prefix, dispatch by program, parse, fold.
 
 `scan` is the stage a worker runs (chunk bytes in; a session-table partition, the evidence
-of its stretches, its edge state, and the line accounting out). Every line read is counted in
+of its stretches, its edge state, the line accounting and the Postfix versions its master lines
+name out). Every line read is counted in
 `LineStats`: parsed, unparsed Postfix text of the parsed programs, lines of other Postfix
 programs, lines of other programs, or unrecognised. `describe_line` reads one line the slow,
 plain way, for tests and debugging.
@@ -71,6 +72,8 @@ class ChunkResult:
     #: the month of the first classic stamp and the year state after the last (see `tlslog.stitch`)
     first_month: int | None = None
     clock: tuple[int, int | None] | None = None
+    #: host ("" when unknown) -> the Postfix versions its master start and reload lines name
+    postfix_versions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 # -- the rules, compiled on first use --------------------------------------------------------------
@@ -243,6 +246,7 @@ def scan(task: Task) -> ChunkResult:
     classic, tail, (g_stamp, g_host, g_tag), _, (g_tail_tag, g_tail_pid) = _prefix_patterns()
     master_rules = _parsers()["master"]
     kinds: dict[str, _Dispatch | str] = {}
+    versions: dict[str, set[str]] = {}  # host -> Postfix versions of its master lines
     head = "\n"  # no line starts with a newline
     stamp = host = last_stamp = wall = None
     postfix = other = unrecognized = parsed = missed = duplicate = detail = 0
@@ -284,8 +288,11 @@ def scan(task: Task) -> ChunkResult:
         if how is _MASTER:
             message = record.message if record is not None else line[m.end() :]
             found = master_rules.parse(message)
-            if found is not None and found[0] in master.RESTARTS and not repeated:
-                fold.restart(record.host if record is not None else host, number)
+            if found is not None and found[0] in master.RESTARTS:
+                master_host = record.host if record is not None else host
+                versions.setdefault(master_host or "", set()).add(found[1]["version"])
+                if not repeated:
+                    fold.restart(master_host, number)
             continue
         if record is None and how.match is not None:  # type: ignore[union-attr]
             mm = how.match(line, m.end())  # type: ignore[union-attr]
@@ -341,4 +348,5 @@ def scan(task: Task) -> ChunkResult:
     edge = fold.edge()
     return ChunkResult(task.index, table.partition(rows, task.columns, task.classifier), fold.evidence, edge, stats,
                        unparsed,
-                       first_month=clock.first_month, clock=clock.state())
+                       first_month=clock.first_month, clock=clock.state(),
+                       postfix_versions={h: tuple(sorted(v)) for h, v in sorted(versions.items())})

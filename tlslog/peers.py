@@ -1,0 +1,213 @@
+"""Who still talks to us in plaintext: pure functions from the settled session table to peer rows.
+
+Five lists (the ``tlslog peers --format json`` contract, see README): ``inbound`` (clients,
+``name[ip]``), ``inbound_ips``, ``inbound_domains`` (the registered domain of the client's
+name, public-suffix aware), ``outbound_domains`` (recipient domains) and ``outbound_relays``
+(``name[ip]`` of the servers delivered to). Each row: ``total``, ``tls``, ``plaintext``,
+``tls_failed``, ``unknown``, ``messages``, ``coverage``, ``protocols``, ``best_trust``,
+``ip_versions``, ``first_seen``, ``last_seen``, ``status`` and ``downgrade_at``.
+
+A row's time is that of its first line for a session, of its status line for a delivery (by
+the wall clock the log shows). ``status``:
+
+``downgrade``            a plaintext row later than one of the peer's TLS rows (STARTTLS
+                         stripped, or a broken upgrade); ``downgrade_at`` is the first such row
+``sometimes-plaintext``  plaintext and TLS rows, every plaintext one before the first TLS one
+``always-plaintext``     plaintext rows and no TLS row
+``always-tls``           TLS rows and no plaintext row (failed handshakes may be among them)
+``tls-failed``           only failed handshakes
+``unknown``              only rows without evidence either way
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from .schema import Projection
+from .timestamps import format_wall
+
+__all__ = ["COLUMNS", "LISTS", "SORTS", "STATUSES", "aggregate", "build_peers", "event_times", "peer_rows",
+           "registered_domain"]
+
+#: What `build_peers` reads: peers on every row (a status needs a peer's TLS rows too).
+COLUMNS = Projection(("kind", "start", "end", "offset", "peer_name", "peer_ip", "encryption", "protocol", "trust",
+                      "messages", "recipient_domain", "role", "hop", "service", "ip_version"))
+LISTS = ("inbound", "inbound_ips", "inbound_domains", "outbound_domains", "outbound_relays")
+STATUSES = ("downgrade", "always-plaintext", "sometimes-plaintext", "tls-failed", "unknown", "always-tls")
+#: Newest first: `protocols` lists them in this order.
+PROTOCOL_ORDER = ("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3", "SSLv2")
+#: Best first.
+TRUST_ORDER = ("Verified", "Trusted", "Untrusted", "Anonymous")
+SORTS = ("status", "plaintext", "total", "coverage", "last-seen", "name")
+
+
+@functools.cache
+def _suffixes() -> Callable[[str], str | None]:
+    # The ICANN section only: under the private one every cloud host name
+    # (ec2-…compute-1.amazonaws.com) would be a domain of its own.
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList(only_icann=True).privatesuffix
+
+
+def registered_domain(name: object) -> str | None:
+    """The registered domain of a host name (``mail-1.posteo.de`` → ``posteo.de``; None for
+    ``unknown``, an address, or a name without one), from the public suffix list the
+    ``publicsuffixlist`` package ships: nothing is fetched."""
+    if not isinstance(name, str) or not name or name == "unknown":
+        return None
+    text = name.strip(".").lower()
+    try:
+        ipaddress.ip_address(text)
+        return None
+    except ValueError:
+        pass
+    return _suffixes()(text)
+
+
+def event_times(frame: pd.DataFrame) -> np.ndarray:
+    """Wall-clock seconds of each row: its first line for a session, its status line for a
+    delivery (its first line when it has none)."""
+    start = frame["start"].to_numpy(dtype=float)
+    if "end" not in frame.columns:
+        return start
+    end = frame["end"].to_numpy(dtype=float)
+    outbound = (frame["kind"] != "inbound").to_numpy()
+    return np.where(outbound & ~np.isnan(end), end, start)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _iso(seconds: float, offset: object) -> str | None:
+    if seconds != seconds:
+        return None
+    return format_wall(float(seconds), None if offset is None or offset != offset else int(offset))  # type: ignore[call-overload]
+
+
+def aggregate(rows: pd.DataFrame, codes: np.ndarray, groups: int) -> dict[str, np.ndarray]:
+    """Per group (``codes``: the group of each row, 0 .. groups-1): rows per verdict, messages,
+    first and last seen, the first TLS row and the first plaintext row after it (NaN: none),
+    and the status (see the module docstring). Vectorised: millions of rows, any number of peers."""
+    verdict = rows["encryption"].astype(object).to_numpy()
+    when = event_times(rows)
+    out = {v: np.bincount(codes[verdict == v], minlength=groups) for v in ("tls", "plaintext", "tls-failed",
+                                                                        "unknown")}
+    out["messages"] = np.bincount(codes, weights=rows["messages"].to_numpy(dtype=float), minlength=groups)
+
+    def per_group(values: np.ndarray, how: str) -> np.ndarray:
+        return pd.Series(values).groupby(codes).agg(how).reindex(range(groups)).to_numpy(dtype=float)
+
+    out["first_seen"], out["last_seen"] = per_group(when, "min"), per_group(when, "max")
+    is_tls = verdict == "tls"
+    out["first_tls"] = per_group(np.where(is_tls, when, np.nan), "min")
+    later = (verdict == "plaintext") & (when > out["first_tls"][codes])
+    out["downgrade_at"] = per_group(np.where(later, when, np.nan), "min")
+    plain, tls = out["plaintext"] > 0, out["tls"] > 0
+    out["status"] = np.select(
+        [plain & ~np.isnan(out["downgrade_at"]), plain & tls, plain, tls, out["tls-failed"] > 0],
+        ["downgrade", "sometimes-plaintext", "always-plaintext", "always-tls", "tls-failed"], "unknown")
+    return out
+
+
+def peer_rows(rows: pd.DataFrame, keys: dict[str, pd.Series | np.ndarray]) -> list[dict]:
+    """One row per distinct value of ``keys`` (output field → values aligned with ``rows``;
+    rows whose keys are all missing are one group) with counts, times and status."""
+    if not len(rows):
+        return []
+    key_frame = pd.DataFrame({name: np.asarray(values, dtype=object) for name, values in keys.items()})
+    codes = key_frame.groupby(list(keys), dropna=False, sort=False).ngroup().to_numpy()
+    groups = int(codes.max()) + 1
+    agg = aggregate(rows, codes, groups)
+    offsets = rows["offset"].to_numpy(dtype=float) if "offset" in rows.columns else np.full(len(rows), np.nan)
+    first_offset = pd.Series(offsets).groupby(codes).first().reindex(range(groups)).to_numpy()
+    representative = pd.Series(np.arange(len(rows))).groupby(codes).first().to_numpy()
+    is_tls = (rows["encryption"] == "tls").to_numpy()
+    tls_codes = codes[is_tls]
+    protocols: list[set[str]] = [set() for _ in range(groups)]
+    for code, protocol in set(zip(tls_codes.tolist(), rows["protocol"].astype(object).to_numpy()[is_tls].tolist())):
+        if isinstance(protocol, str):
+            protocols[code].add(protocol)
+    versions: list[set[str]] = [set() for _ in range(groups)]
+    if "ip_version" in rows.columns:
+        for code, version in set(zip(codes.tolist(), rows["ip_version"].astype(object).tolist())):
+            if version is not None and version is not pd.NA and version == version:
+                versions[code].add(str(int(version)))
+    rank = {t: i for i, t in enumerate(TRUST_ORDER)}
+    best = np.full(groups, len(TRUST_ORDER))
+    trust_rank = np.array([rank.get(t, len(TRUST_ORDER)) if isinstance(t, str) else len(TRUST_ORDER)
+                           for t in rows["trust"].astype(object).to_numpy()[is_tls]], dtype=int)
+    np.minimum.at(best, tls_codes, trust_rank)
+    out = []
+    for code in range(groups):
+        at = representative[code]
+        row: dict = {name: _text(key_frame.iat[at, i]) for i, name in enumerate(keys)}
+        tls, plain, failed, unknown = (int(agg[v][code]) for v in ("tls", "plaintext", "tls-failed", "unknown"))
+        counted = tls + plain + failed
+        offset = first_offset[code]
+        row.update(
+            total=tls + plain + failed + unknown, tls=tls, plaintext=plain, tls_failed=failed, unknown=unknown,
+            messages=int(agg["messages"][code]), coverage=tls / counted if counted else None,
+            protocols=[p for p in PROTOCOL_ORDER if p in protocols[code]]
+            + sorted(p for p in protocols[code] if p not in PROTOCOL_ORDER),
+            best_trust=TRUST_ORDER[best[code]] if best[code] < len(TRUST_ORDER) else None,
+            ip_versions=sorted(versions[code]),
+            first_seen=_iso(agg["first_seen"][code], offset), last_seen=_iso(agg["last_seen"][code], offset),
+            status=str(agg["status"][code]), downgrade_at=_iso(agg["downgrade_at"][code], offset),
+        )
+        out.append(row)
+    return out
+
+
+def _sort_key(sort: str) -> Callable[[dict], tuple]:
+    def name(row: dict) -> tuple:
+        return tuple(str(row.get(k) or "") for k in ("domain", "peer_name", "peer_ip"))
+
+    if sort == "status":
+        return lambda r: (STATUSES.index(r["status"]), -r["plaintext"], -r["total"], name(r))
+    if sort == "plaintext":
+        return lambda r: (-r["plaintext"], -r["total"], name(r))
+    if sort == "total":
+        return lambda r: (-r["total"], name(r))
+    if sort == "coverage":
+        return lambda r: (2.0 if r["coverage"] is None else r["coverage"], -r["total"], name(r))
+    if sort == "last-seen":
+        return lambda r: ("" if r["last_seen"] is None else r["last_seen"], name(r))
+    if sort == "name":
+        return name
+    raise ValueError(f"no such sort: {sort!r} (one of {', '.join(SORTS)})")
+
+
+def build_peers(frame: pd.DataFrame, *, plaintext: bool = False, limit: int = 0, sort: str = "status",
+                lists: tuple[str, ...] = LISTS) -> dict[str, list[dict]]:
+    """The peer lists of mail on the wire (external rows), each sorted (``status``: downgrades
+    first, then by plaintext rows) and cut to ``limit`` rows (0: all); ``plaintext`` keeps peers
+    with plaintext rows only."""
+    key = _sort_key(sort)
+    external = frame.loc[(frame["hop"] == "external").to_numpy()]
+    inbound = external.loc[(external["kind"] == "inbound").to_numpy()].reset_index(drop=True)
+    outbound = external.loc[(external["kind"] != "inbound").to_numpy()].reset_index(drop=True)
+    names_in = inbound["peer_name"].astype(object)
+    domains_in = names_in.map(registered_domain) if len(inbound) else names_in
+    keyed: dict[str, tuple[pd.DataFrame, dict]] = {
+        "inbound": (inbound, {"peer_name": names_in, "peer_ip": inbound["peer_ip"]}),
+        "inbound_ips": (inbound, {"peer_ip": inbound["peer_ip"]}),
+        "inbound_domains": (inbound, {"domain": domains_in}),
+        "outbound_domains": (outbound, {"domain": outbound["recipient_domain"]}),
+        "outbound_relays": (outbound, {"peer_name": outbound["peer_name"], "peer_ip": outbound["peer_ip"]}),
+    }
+    result = {}
+    for name in lists:
+        rows, keys = keyed[name]
+        listed = peer_rows(rows, keys)
+        if plaintext:
+            listed = [row for row in listed if row["plaintext"]]
+        listed.sort(key=key)
+        result[name] = listed[:limit] if limit else listed
+    return result
