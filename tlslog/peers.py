@@ -95,19 +95,18 @@ def aggregate(rows: pd.DataFrame, codes: np.ndarray, groups: int) -> dict[str, n
     """Per group (``codes``: the group of each row, 0 .. groups-1): rows per verdict, messages,
     first and last seen, the first TLS row and the first plaintext row after it (NaN: none),
     and the status (see the module docstring). Vectorised: millions of rows, any number of peers."""
-    verdict = rows["encryption"].astype(object).to_numpy()
+    masks = {v: (rows["encryption"] == v).to_numpy() for v in ("tls", "plaintext", "tls-failed", "unknown")}
     when = event_times(rows)
-    out = {v: np.bincount(codes[verdict == v], minlength=groups) for v in ("tls", "plaintext", "tls-failed",
-                                                                        "unknown")}
+    out = {v: np.bincount(codes[mask], minlength=groups) for v, mask in masks.items()}
     out["messages"] = np.bincount(codes, weights=rows["messages"].to_numpy(dtype=float), minlength=groups)
 
     def per_group(values: np.ndarray, how: str) -> np.ndarray:
         return pd.Series(values).groupby(codes).agg(how).reindex(range(groups)).to_numpy(dtype=float)
 
     out["first_seen"], out["last_seen"] = per_group(when, "min"), per_group(when, "max")
-    is_tls = verdict == "tls"
+    is_tls = masks["tls"]
     out["first_tls"] = per_group(np.where(is_tls, when, np.nan), "min")
-    later = (verdict == "plaintext") & (when > out["first_tls"][codes])
+    later = masks["plaintext"] & (when > out["first_tls"][codes])
     out["downgrade_at"] = per_group(np.where(later, when, np.nan), "min")
     plain, tls = out["plaintext"] > 0, out["tls"] > 0
     out["status"] = np.select(
