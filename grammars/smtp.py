@@ -53,16 +53,18 @@ from .common import DIAGNOSTIC, EHLO_DISCARD, PEER_OR_HOST, QUEUE_ID, REST, Rule
 ADDRESS = pp.Regex(r"[^>]*(?:>(?!, )[^>]*)*").set_name("address")
 ITEM_VALUE = pp.CharsNotIn(",").set_name("value")
 
-STATUS_ITEM = (
-    (lit("orig_to=<") + ADDRESS("orig_to") + lit(">"))
-    | (lit("relay=") + ITEM_VALUE("relay"))
+#: The ``name=value`` items of a delivery line after the recipient (any other name is skipped).
+ATTRIBUTES = (
+    (lit("relay=") + ITEM_VALUE("relay"))
     | (lit("conn_use=") + ITEM_VALUE("conn_use"))
     | (lit("delay=") + ITEM_VALUE("delay"))
     | (lit("delays=") + ITEM_VALUE("delays"))
     | (lit("tls=") + ITEM_VALUE("tls_feature"))
     | (lit("dsn=") + ITEM_VALUE("dsn"))
     | (pp.Regex(r"(?!status=)[a-z_]+=") + ITEM_VALUE)
-).set_name("delivery attribute")
+)
+
+STATUS_ITEM = ((lit("orig_to=<") + ADDRESS("orig_to") + lit(">")) | ATTRIBUTES).set_name("delivery attribute")
 
 STATUS = Rule.define(
     "status",
@@ -111,16 +113,7 @@ def _recipient(name: str) -> pp.ParserElement:
     )
 
 
-DAMAGED_ITEM = (
-    (lit("orig_to=") + _recipient("orig_to"))
-    | (lit("relay=") + ITEM_VALUE("relay"))
-    | (lit("conn_use=") + ITEM_VALUE("conn_use"))
-    | (lit("delay=") + ITEM_VALUE("delay"))
-    | (lit("delays=") + ITEM_VALUE("delays"))
-    | (lit("tls=") + ITEM_VALUE("tls_feature"))
-    | (lit("dsn=") + ITEM_VALUE("dsn"))
-    | (pp.Regex(r"(?!status=)[a-z_]+=") + ITEM_VALUE)
-).set_name("delivery attribute")
+DAMAGED_ITEM = ((lit("orig_to=") + _recipient("orig_to")) | ATTRIBUTES).set_name("delivery attribute")
 
 #: What follows ``status=WORD`` in a damaged line: the reason inside its parentheses when they
 #: close (trailing commas after them are dropped), else everything after the ``(``.

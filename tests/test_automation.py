@@ -98,3 +98,12 @@ def test_peers_formats():
     ]
     run = tlslog("peers", MONTH, "--year", "2024", "--format", "markdown", "--limit", "1", "--direction", "out")
     assert run.stdout.count("## ") == 5 and "| posteo.de | 142 | 44.5% | 76 | 0 | downgrade |" in run.stdout
+
+
+def test_the_command_line_choices_are_the_library_ones():
+    """The CLI declares its choices without importing pandas (start-up); they must not drift."""
+    from tlslog import cli, filters, peers, report
+
+    assert [p.value for p in cli.Period] == list(report.PERIODS)
+    assert sorted(d.value for d in cli.Direction) == sorted(filters.DIRECTIONS)
+    assert [s.value for s in cli.PeerSort] == list(peers.SORTS)

@@ -184,7 +184,9 @@ _debug = False
 
 def _run(files: list[str] | None, jobs: int, year: int | None, timeout: float, strict: bool, debug: bool,
          *, columns: tuple[str, ...] | Projection | None = None, ordered: bool = True,
-         keep_unparsed: int = 0, classifier: Classifier | None = None) -> Analysis:
+         keep_unparsed: int = 0, classifier: Classifier | None = None, rows: Filter | None = None) -> Analysis:
+    """Analyse the inputs; with ``rows``, the session table holds only the rows it keeps (it
+    is applied after settlement, and the engine is asked for what it reads)."""
     global _debug
     _debug = debug
     from .analysis import Options, analyze  # the engine (and pandas) only when a command runs
@@ -193,12 +195,16 @@ def _run(files: list[str] | None, jobs: int, year: int | None, timeout: float, s
 
     if (not files or "-" in files) and sys.stdin.isatty():
         typer.echo("tlslog: reading standard input, Ctrl-D to end", err=True)
+    if rows:
+        columns = rows.projection(columns)
     options = Options(jobs=jobs, year=year, timeout=timeout, keep_unparsed=keep_unparsed, columns=columns,
                       ordered=ordered, classifier=classifier or Classifier())
     with progress_for(files or []) as progress:
         analysis = analyze(files or [], options, progress=progress)
     for error in analysis.errors:
         typer.echo(f"tlslog: {error}", err=True)
+    if rows:
+        analysis.sessions = rows.apply(analysis.sessions)
     return analysis
 
 
@@ -279,9 +285,9 @@ def report(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="'--fail-under'") from None
     with _user_errors():
-        analysis = _run(files, jobs, year, timeout, strict, debug, columns=rows.projection(COLUMNS), ordered=False,
-                        classifier=classifier)
-        data = build_report(rows.apply(analysis.sessions), analysis.stats, peers=peers, by=by.value if by else None,
+        analysis = _run(files, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
+                        classifier=classifier, rows=rows)
+        data = build_report(analysis.sessions, analysis.stats, peers=peers, by=by.value if by else None,
                             postfix_versions=analysis.postfix_versions)
         _write(format.value, data, table=report_renderable, markdown=report_markdown, csv=write_report_csv)
         below = shortfalls(data, thresholds)
@@ -328,9 +334,9 @@ def peers_command(
     classifier = _classifier(internal, internal_service, submission_service)
     rows = _filter(since, until, direction, service, peer)
     with _user_errors():
-        analysis = _run(files, jobs, year, timeout, strict, debug, columns=rows.projection(COLUMNS), ordered=False,
-                        classifier=classifier)
-        data = build_peers(rows.apply(analysis.sessions), plaintext=plaintext, limit=limit, sort=sort.value)
+        analysis = _run(files, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
+                        classifier=classifier, rows=rows)
+        data = build_peers(analysis.sessions, plaintext=plaintext, limit=limit, sort=sort.value)
         _write(format.value, data, table=peers_renderable, markdown=peers_markdown, csv=write_peers_csv)
     raise typer.Exit(_exit_code(analysis, strict))
 
@@ -365,8 +371,8 @@ def sessions(
     classifier = _classifier(internal, internal_service, submission_service)
     rows = _filter(since, until, direction, service, peer)
     with _user_errors():
-        analysis = _run(files, jobs, year, timeout, strict, debug, classifier=classifier)
-        frame = rows.apply(analysis.sessions)
+        analysis = _run(files, jobs, year, timeout, strict, debug, classifier=classifier, rows=rows)
+        frame = analysis.sessions
         if format is SessionFormat.jsonl:
             write_sessions_jsonl(frame, sys.stdout)
         elif format is SessionFormat.csv:

@@ -20,7 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 from . import schema
-from .escape import csv_cell, markdown_cell, terminal
+from .escape import csv_cell, markdown_cell
+from .escape import terminal as _safe
 from .timestamps import format_wall
 
 __all__ = [
@@ -106,11 +107,6 @@ _SESSION_COLUMNS: tuple[tuple[str, str, int | None], ...] = (
 _SESSION_PRIORITY = ("encryption", "protocol", "peer", "start", "service", "trust", "recipient", "cipher")
 #: Cells between two columns (a one-cell right padding and the box's blank rule).
 _GAP = 2
-
-
-def _safe(text: str) -> str:
-    """Log text (attacker-controlled) made inert for the terminal (`tlslog.escape.terminal`)."""
-    return terminal(text)
 
 
 def _service_labels(services: set[str]) -> dict[str, str]:

@@ -137,14 +137,15 @@ def _merge(a: dict[str, int], b: dict[str, int], order: list[str]) -> dict[str, 
     return _ordered(Counter(a) + Counter(b), order)
 
 
-def _name(row: pd.Series | dict) -> tuple[str, str]:
-    name, ip = row["peer_name"], row["peer_ip"]
+def _name(name: object, ip: object) -> tuple[str, str]:
+    """A peer's name and address as text ('' for missing)."""
     return (name if isinstance(name, str) else "", ip if isinstance(ip, str) else "")
 
 
-def _peer_groups(rows: pd.DataFrame, column: str) -> tuple[np.ndarray, int, dict[str, np.ndarray]]:
+def _peer_groups(rows: pd.DataFrame, column: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The group of each row by ``column`` (missing values are a group too), and `aggregate`."""
     codes, uniques = pd.factorize(rows[column].to_numpy(), use_na_sentinel=False)
-    return codes, len(uniques), aggregate(rows, codes, len(uniques))
+    return codes, aggregate(rows, codes, len(uniques))
 
 
 def _texts(column: pd.Series, positions: np.ndarray) -> np.ndarray:
@@ -163,7 +164,7 @@ def plaintext_peers(rows: pd.DataFrame, limit: int = 10, *, by: str = "peer") ->
     ``peer_key``, so only plaintext rows need a name. Vectorised: a busy MX has 10^5 peers."""
     if not len(rows):
         return [], []
-    codes, _, agg = _peer_groups(rows, "peer_key" if by == "peer" else "recipient_domain")
+    codes, agg = _peer_groups(rows, "peer_key" if by == "peer" else "recipient_domain")
     positions = np.flatnonzero((rows["encryption"] == "plaintext").to_numpy())
     if not len(positions):
         return [], []
@@ -236,7 +237,7 @@ def weak_peers(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
     for (name, ip, protocol, cipher, bits), n in combos.items():
         reasons = weak(_none(protocol), _none(cipher), _none(bits))
         if n and reasons:
-            entry = peers.setdefault(_name({"peer_name": name, "peer_ip": ip}), [0, set()])
+            entry = peers.setdefault(_name(name, ip), [0, set()])
             entry[0] += int(n)
             entry[1].update(reasons)
     top = sorted(peers.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
@@ -258,9 +259,8 @@ def failures(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
     out: list[dict] = []
     for reason, group in frame.groupby("reason", sort=False):
         per_peer = group.groupby("key", sort=False).size()
-        top_key = sorted(per_peer.items(), key=lambda kv: -kv[1])[0][0]
-        top = group[group["key"] == top_key].iloc[0]
-        name, ip = _name({"peer_name": top["name"], "peer_ip": top["ip"]})
+        top = group[group["key"] == per_peer.idxmax()].iloc[0]
+        name, ip = _name(top["name"], top["ip"])
         out.append({"reason": str(reason), "count": int(len(group)), "peers": len(per_peer),
                     "top_peer": f"{name}[{ip}]" if ip else (name or None)})
     out.sort(key=lambda i: (-i["count"], i["reason"]))
