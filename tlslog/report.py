@@ -23,7 +23,7 @@ import pandas as pd
 from .accounting import LineStats
 from .peers import aggregate
 from .schema import Projection
-from .strength import LEGACY_PROTOCOLS, REASONS, Weakness
+from .strength import LEGACY_PROTOCOLS, REASONS, weaknesses
 from .timestamps import format_wall
 
 __all__ = ["COLUMNS", "build_report", "direction_summary", "failures", "parse_fail_under", "period", "peer_table",
@@ -69,6 +69,20 @@ def _counts(rows: pd.DataFrame, column: str, missing: str | None = None) -> Coun
     return counts
 
 
+def _tally(frame: pd.DataFrame, column: str, mask: np.ndarray, missing: str | None = None) -> Counter:
+    """`_counts` of the rows of ``mask``, without copying them: a categorical column is counted
+    on its codes."""
+    series = frame[column]
+    if not isinstance(series.dtype, pd.CategoricalDtype):
+        return _counts(series[mask].to_frame(), column, missing)
+    sizes = np.bincount(series.cat.codes.to_numpy()[mask].astype(np.int64) + 1,
+                        minlength=len(series.cat.categories) + 1)
+    counts: Counter = Counter({str(c): int(n) for c, n in zip(series.cat.categories, sizes[1:]) if n})
+    if missing is not None and sizes[0]:
+        counts[missing] += int(sizes[0])
+    return counts
+
+
 def _ip_versions(counts: Counter) -> dict[str, int]:
     return {"4": counts.get("4", 0), "6": counts.get("6", 0), **({"unknown": counts["unknown"]} if counts.get("unknown") else {})}
 
@@ -87,50 +101,69 @@ def _verdicts(counts: Counter) -> dict:
     }
 
 
-def message_counts(rows: pd.DataFrame) -> dict:
+def _all(frame: pd.DataFrame, mask: np.ndarray | None) -> np.ndarray:
+    return np.ones(len(frame), dtype=bool) if mask is None else mask
+
+
+def message_counts(frame: pd.DataFrame, mask: np.ndarray | None = None) -> dict:
     """Mail rather than connections: the messages of the rows (an inbound session's
     ``QUEUEID: client=`` lines, an outbound delivery that was sent), by their row's verdict."""
-    sums = rows["messages"].groupby(rows["encryption"], observed=False).sum()
-    return _verdicts(Counter({str(k): int(v) for k, v in sums.items() if v}))
+    mask = _all(frame, mask)
+    verdicts = frame["encryption"]
+    sums = np.bincount(verdicts.cat.codes.to_numpy()[mask].astype(np.int64) + 1,
+                       weights=frame["messages"].to_numpy()[mask], minlength=len(verdicts.cat.categories) + 1)
+    return _verdicts(Counter({str(k): int(v) for k, v in zip(verdicts.cat.categories, sums[1:]) if v}))
 
 
-def direction_summary(rows: pd.DataFrame) -> dict:
-    """Totals, verdict counts, coverage and breakdowns for one direction's rows."""
-    tls_rows = rows[(rows["encryption"] == "tls").to_numpy()]
-    versions = rows["ip_version"].to_numpy(dtype=float, na_value=np.nan)
+def weakness(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, the `tlslog.strength` reasons its protocol and cipher are weak, as bits (bit i:
+    ``REASONS[i]``; 0: strong or nothing to judge), judged once per distinct combination."""
+    if not len(frame):
+        return np.zeros(0, dtype=np.uint8)
+    protocols, ciphers = frame["protocol"].cat.categories, frame["cipher"].cat.categories
+    # one int64 per row for the combination (codes are -1 when missing; bits fit in 17 bits)
+    key = frame["protocol"].cat.codes.to_numpy().astype(np.int64) + 1
+    key = key * (len(ciphers) + 1) + frame["cipher"].cat.codes.to_numpy() + 1
+    key = key * (1 << 17) + frame["cipher_bits"].to_numpy(dtype=float, na_value=-1).astype(np.int64) + 1
+    inverse, combos = pd.factorize(key)
+    judged = np.zeros(len(combos), dtype=np.uint8)
+    for i, combo in enumerate(combos.tolist()):
+        rest, b = divmod(combo, 1 << 17)
+        p, c = divmod(rest, len(ciphers) + 1)
+        reasons = weaknesses(protocols[p - 1] if p else None, ciphers[c - 1] if c else None, b - 1 if b else None)
+        judged[i] = sum(1 << REASONS.index(r) for r in reasons)
+    return judged[inverse]
+
+
+def direction_summary(frame: pd.DataFrame, mask: np.ndarray | None = None, weak: np.ndarray | None = None) -> dict:
+    """Totals, verdict counts, coverage and breakdowns of the rows of ``mask`` (one direction),
+    counted in place; ``weak``: `weakness` of the frame, when the caller has it."""
+    mask = _all(frame, mask)
+    tls = mask & (frame["encryption"] == "tls").to_numpy()
+    versions = frame["ip_version"].to_numpy(dtype=float, na_value=np.nan)
     return {
-        **_verdicts(_counts(rows, "encryption")),
-        "messages": message_counts(rows),
-        "by_protocol": _ordered(_counts(tls_rows, "protocol", missing="unknown"), PROTOCOL_ORDER),
-        "by_trust": _ordered(_counts(tls_rows, "trust", missing="unknown"), TRUST_ORDER),
-        "by_ip_version": _ip_versions(_counts(rows, "ip_version", missing="unknown")),
-        "by_key_exchange": _ordered(_counts(tls_rows, "key_exchange", missing="unknown"), []),
-        "ip_versions": {v: {**_verdicts(_counts(part, "encryption")), "messages": message_counts(part)}
-                        for v, part in (("4", rows[versions == 4]), ("6", rows[versions == 6]))},
-        "weak_tls": weak_counts(tls_rows),
+        **_verdicts(_tally(frame, "encryption", mask)),
+        "messages": message_counts(frame, mask),
+        "by_protocol": _ordered(_tally(frame, "protocol", tls, missing="unknown"), PROTOCOL_ORDER),
+        "by_trust": _ordered(_tally(frame, "trust", tls, missing="unknown"), TRUST_ORDER),
+        "by_ip_version": _ip_versions(_tally(frame, "ip_version", mask, missing="unknown")),
+        "by_key_exchange": _ordered(_tally(frame, "key_exchange", tls, missing="unknown"), []),
+        "ip_versions": {v: {**_verdicts(_tally(frame, "encryption", part)), "messages": message_counts(frame, part)}
+                        for v, part in (("4", mask & (versions == 4)), ("6", mask & (versions == 6)))},
+        "weak_tls": weak_counts(frame, tls, weakness(frame) if weak is None else weak),
     }
 
 
-def weak_counts(tls_rows: pd.DataFrame) -> dict:
-    """TLS rows that are weak (`tlslog.strength`): in all, per reason, and ``unverified``:
-    outbound deliveries whose trust is below Verified/Trusted (Untrusted or Anonymous; inbound,
-    clients seldom show a certificate, so it is not counted there)."""
-    weak = Weakness()
-    counts: Counter = Counter()
-    combos = tls_rows.groupby(["protocol", "cipher", "cipher_bits"], observed=True, dropna=False, sort=False).size()
-    for (protocol, cipher, bits), n in combos.items():
-        reasons = weak(_none(protocol), _none(cipher), _none(bits))
-        for reason in reasons:
-            counts[reason] += int(n)
-        if reasons:
-            counts["total"] += int(n)
-    outbound = (tls_rows["kind"] != "inbound").to_numpy()
-    unverified = int((tls_rows["trust"].isin(("Untrusted", "Anonymous")).to_numpy() & outbound).sum())
-    return {"total": counts["total"], **{r.replace("-", "_"): counts[r] for r in REASONS}, "unverified": unverified}
-
-
-def _none(value: object) -> object:
-    return None if value is None or value is pd.NA or value != value else value
+def weak_counts(frame: pd.DataFrame, tls: np.ndarray, weak: np.ndarray) -> dict:
+    """TLS rows (``tls``) that are weak (``weak``: `weakness`): in all, per reason, and
+    ``unverified``: outbound deliveries whose trust is below Verified/Trusted (Untrusted or
+    Anonymous; inbound, clients seldom show a certificate, so it is not counted there)."""
+    bits = weak[tls]
+    outbound = (frame["kind"] != "inbound").to_numpy()
+    unverified = int((tls & outbound & frame["trust"].isin(("Untrusted", "Anonymous")).to_numpy()).sum())
+    return {"total": int((bits > 0).sum()),
+            **{r.replace("-", "_"): int(((bits >> i) & 1).sum()) for i, r in enumerate(REASONS)},
+            "unverified": unverified}
 
 
 def _merge(a: dict[str, int], b: dict[str, int], order: list[str]) -> dict[str, int]:
@@ -157,14 +190,27 @@ def _stamp(seconds: float) -> str | None:
     return None if seconds != seconds else format_wall(float(seconds), None)
 
 
-def plaintext_peers(rows: pd.DataFrame, limit: int = 10, *, by: str = "peer") -> tuple[list[dict], list[dict]]:
-    """The peers (``by="peer"``: ``name[ip]``; ``"domain"``: recipient domain) with plaintext rows,
-    most first, each with its share of plaintext and status (`tlslog.peers`), and the downgrades
-    (a plaintext row after a TLS one), first to happen first. Peers are told apart by
-    ``peer_key``, so only plaintext rows need a name. Vectorised: a busy MX has 10^5 peers."""
+#: What `plaintext_peers` reads of the rows of the peers it lists.
+_PLAIN_COLUMNS = ["kind", "start", "end", "peer_name", "peer_ip", "encryption", "messages", "recipient_domain"]
+
+
+def plaintext_peers(frame: pd.DataFrame, mask: np.ndarray, limit: int = 10, *,
+                    by: str = "peer") -> tuple[list[dict], list[dict]]:
+    """The peers among the rows of ``mask`` (``by="peer"``: ``name[ip]``; ``"domain"``:
+    recipient domain) with plaintext rows, most first, each with its share of plaintext and
+    status (`tlslog.peers`), and the downgrades (a plaintext row after a TLS one), first to
+    happen first. Peers are told apart by ``peer_key``, so only plaintext rows need a name; only
+    the rows of peers with a plaintext row are copied. Vectorised: a busy MX has 10^5 peers."""
+    key = "peer_key" if by == "peer" else "recipient_domain"
+    where = np.flatnonzero(mask)
+    keys, _ = pd.factorize(frame[key].to_numpy()[where], use_na_sentinel=False)
+    plain = (frame["encryption"] == "plaintext").to_numpy()[where]
+    listed_peer = np.bincount(keys[plain], minlength=int(keys.max()) + 1 if len(keys) else 0) > 0
+    columns = [frame.columns.get_loc(c) for c in _PLAIN_COLUMNS + ([key] if by == "peer" else [])]
+    rows = frame.iloc[where[listed_peer[keys]], columns]
     if not len(rows):
         return [], []
-    codes, agg = _peer_groups(rows, "peer_key" if by == "peer" else "recipient_domain")
+    codes, agg = _peer_groups(rows, key)
     positions = np.flatnonzero((rows["encryption"] == "plaintext").to_numpy())
     if not len(positions):
         return [], []
@@ -205,10 +251,11 @@ def peer_table(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
     return [{"peer_name": name or None, "peer_ip": ip or None, "sessions": -n} for n, name, ip in top]
 
 
-def unverified_destinations(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
-    """Recipient domains no delivery of which was Verified or Trusted (plaintext, or TLS a man
-    in the middle could intercept): where ``smtp_tls_security_level = verify`` would break
-    mail. Most deliveries first."""
+def unverified_destinations(frame: pd.DataFrame, mask: np.ndarray, limit: int = 10) -> list[dict]:
+    """Recipient domains (among the rows of ``mask``) no delivery of which was Verified or
+    Trusted (plaintext, or TLS a man in the middle could intercept): where
+    ``smtp_tls_security_level = verify`` would break mail. Most deliveries first."""
+    rows = frame.loc[mask, ["recipient_domain", "trust", "encryption"]]
     if not len(rows):
         return []
     domains = rows["recipient_domain"].astype(object).fillna("")
@@ -225,31 +272,31 @@ def unverified_destinations(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
     return out[:limit]
 
 
-def weak_peers(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
-    """The peers with the most weak TLS rows, with the reasons (`tlslog.strength`)."""
-    weak = Weakness()
-    tls = rows[(rows["encryption"] == "tls").to_numpy()]
-    if not len(tls):
+def weak_peers(frame: pd.DataFrame, mask: np.ndarray, weak: np.ndarray, limit: int = 10) -> list[dict]:
+    """The peers with the most weak TLS rows among those of ``mask`` (``weak``: `weakness`),
+    with the reasons."""
+    chosen = mask & (weak > 0) & (frame["encryption"] == "tls").to_numpy()
+    if not chosen.any():
         return []
-    combos = tls.groupby(["peer_name", "peer_ip", "protocol", "cipher", "cipher_bits"], observed=True, dropna=False,
-                         sort=False).size()
+    rows = pd.DataFrame({"name": frame["peer_name"].astype(object).to_numpy()[chosen],
+                         "ip": frame["peer_ip"].astype(object).to_numpy()[chosen], "weak": weak[chosen]})
     peers: dict[tuple[str, str], list] = {}
-    for (name, ip, protocol, cipher, bits), n in combos.items():
-        reasons = weak(_none(protocol), _none(cipher), _none(bits))
-        if n and reasons:
-            entry = peers.setdefault(_name(name, ip), [0, set()])
-            entry[0] += int(n)
-            entry[1].update(reasons)
+    for (name, ip, bits), n in rows.groupby(["name", "ip", "weak"], dropna=False, sort=False).size().items():
+        entry = peers.setdefault(_name(name, ip), [0, 0])
+        entry[0] += int(n)
+        entry[1] |= int(bits)
     top = sorted(peers.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
     return [{"peer_name": name or None, "peer_ip": ip or None, "sessions": n,
-             "reasons": [r for r in REASONS if r in reasons]} for (name, ip), (n, reasons) in top]
+             "reasons": [r for i, r in enumerate(REASONS) if bits >> i & 1]} for (name, ip), (n, bits) in top]
 
 
-def failures(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
-    """Failed TLS handshakes and TLS-required deferrals by reason (``failure_reason``, else the
-    evidence), most first: how many, from how many peers, and the peer with the most."""
-    failed = (rows["encryption"] == "tls-failed").to_numpy() | (rows["evidence"] == "starttls-not-offered").to_numpy()
-    part = rows.loc[failed]
+def failures(frame: pd.DataFrame, mask: np.ndarray, limit: int = 10) -> list[dict]:
+    """Failed TLS handshakes and TLS-required deferrals among the rows of ``mask``, by reason
+    (``failure_reason``, else the evidence), most first: how many, from how many peers, and the
+    peer with the most."""
+    failed = mask & ((frame["encryption"] == "tls-failed").to_numpy()
+                     | (frame["evidence"] == "starttls-not-offered").to_numpy())
+    part = frame.loc[failed, ["failure_reason", "evidence", "peer_key", "peer_name", "peer_ip"]]
     if not len(part):
         return []
     reasons = part["failure_reason"].astype(object).where(part["failure_reason"].notna(), part["evidence"].astype(object))
@@ -267,14 +314,15 @@ def failures(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
     return out[:limit]
 
 
-def by_service(rows: pd.DataFrame) -> dict[str, dict]:
+def by_service(frame: pd.DataFrame, mask: np.ndarray, weak: np.ndarray) -> dict[str, dict]:
     """The direction summary (counts, coverage, messages, protocol, trust, key exchange, IP
-    versions, weak TLS) per service as logged, in name order: a submission port on old TLS is
-    not hidden by a healthy MX."""
-    out = {}
-    for service, part in rows.groupby(rows["service"].astype(object).fillna(""), sort=True):
-        out[str(service)] = direction_summary(part)
-    return out
+    versions, weak TLS) per service as logged among the rows of ``mask``, in name order: a
+    submission port on old TLS is not hidden by a healthy MX."""
+    services = frame["service"]
+    codes = services.cat.codes.to_numpy()
+    present = np.unique(codes[mask])
+    named = sorted((str(services.cat.categories[c]) if c >= 0 else "", c) for c in present)
+    return {name: direction_summary(frame, mask & (codes == c), weak) for name, c in named}
 
 
 def _day_text(day: int) -> str:
@@ -284,10 +332,10 @@ def _day_text(day: int) -> str:
 _BLIND_NOTES = 5  # blind stretches named one by one; more are summed up
 
 
-def _blind_notes(label: str, noun: str, rows: pd.DataFrame) -> list[str]:
+def _blind_notes(label: str, noun: str, frame: pd.DataFrame, mask: np.ndarray) -> list[str]:
     """Where rows stayed unknown because their service logged no TLS lines: per input, host and
     service, how many and on which days."""
-    blind = rows[rows["evidence"] == "no-tls-logging"]
+    blind = frame.loc[mask & (frame["evidence"] == "no-tls-logging").to_numpy(), ["source", "host", "service", "day"]]
     if blind.empty:
         return []
     keys = ["source", "host", "service"]
@@ -307,16 +355,16 @@ def _blind_notes(label: str, noun: str, rows: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _notes(inbound: pd.DataFrame, outbound: pd.DataFrame) -> list[str]:
+def _notes(frame: pd.DataFrame, inbound: np.ndarray, outbound: np.ndarray) -> list[str]:
     notes = []
-    for label, noun, rows in (("inbound", "sessions", inbound), ("outbound", "deliveries", outbound)):
-        blind = int(((rows["encryption"] == "tls") & rows["protocol"].isna()).sum())
+    for label, noun, mask in (("inbound", "sessions", inbound), ("outbound", "deliveries", outbound)):
+        blind = int((mask & (frame["encryption"] == "tls").to_numpy() & frame["protocol"].isna().to_numpy()).sum())
         if blind:
             notes.append(
                 f"{blind} {label} TLS {noun} have no TLS summary line (TLS log level 0?):"
                 " protocol, cipher and trust are unknown for them."
             )
-        notes.extend(_blind_notes(label, noun, rows))
+        notes.extend(_blind_notes(label, noun, frame, mask))
     return notes
 
 
@@ -397,9 +445,6 @@ def period(frame: pd.DataFrame) -> Period | None:
     return ends[0], ends[1]
 
 
-#: What the per-direction parts read (the rows of one direction are copied with these only).
-_SUMMARY_COLUMNS = ["kind", "encryption", "evidence", "trust", "protocol", "cipher", "cipher_bits", "key_exchange",
-                    "ip_version", "messages", "source", "host", "service", "day"]
 _PEER_COLUMNS = ["peer_name", "peer_ip"]
 
 
@@ -422,18 +467,18 @@ def _period_of(day: int, by: str) -> tuple[str, str]:
 _DIRECTIONS = ("inbound", "mx", "submission", "outbound")
 
 
-def _directions(frame: pd.DataFrame) -> dict[str, dict]:
-    """The four blocks of mail on the wire: every smtpd session, its MX and submission parts,
-    every smtp delivery."""
-    external = (frame["hop"] == "external").to_numpy()
+def _directions(frame: pd.DataFrame, weak: np.ndarray, within: np.ndarray | None = None) -> dict[str, dict]:
+    """The four blocks of mail on the wire (among the rows of ``within``): every smtpd session,
+    its MX and submission parts, every smtp delivery."""
+    external = (frame["hop"] == "external").to_numpy() & _all(frame, within)
     is_inbound = (frame["kind"] == "inbound").to_numpy()
     role = frame["role"].to_numpy()
     masks = {"inbound": is_inbound & external, "mx": (role == "mx") & external,
              "submission": (role == "submission") & external, "outbound": ~is_inbound & external}
-    return {name: direction_summary(frame.loc[mask, _SUMMARY_COLUMNS]) for name, mask in masks.items()}
+    return {name: direction_summary(frame, mask, weak) for name, mask in masks.items()}
 
 
-def periods(frame: pd.DataFrame, by: str) -> list[dict]:
+def periods(frame: pd.DataFrame, by: str, weak: np.ndarray | None = None) -> list[dict]:
     """Per day, ISO week (Monday first) or month, in time order: the four blocks of mail on the
     wire, each with the change of coverage (sessions and messages) against the period before, in
     percentage points (None for the first period or when either side has no coverage)."""
@@ -443,10 +488,11 @@ def periods(frame: pd.DataFrame, by: str) -> list[dict]:
     known = days >= 0
     labels = {day: _period_of(int(day), by) for day in np.unique(days[known])}
     keys = np.array([labels[d][0] if d >= 0 else "" for d in days], dtype=object) if len(days) else np.array([])
+    weak = weakness(frame) if weak is None else weak
     out: list[dict] = []
     previous: dict[str, dict] | None = None
     for label, start in sorted(set(labels.values())):
-        blocks = _directions(frame.loc[keys == label])
+        blocks = _directions(frame, weak, keys == label)
         for name, block in blocks.items():
             before = previous[name] if previous else None
             block["coverage_change"] = _change(before["coverage"] if before else None, block["coverage"])
@@ -467,20 +513,19 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10, by: 
     ``postfix_versions`` (host → versions its start lines named) may add a note."""
     external = (frame["hop"] == "external").to_numpy()
     is_inbound = (frame["kind"] == "inbound").to_numpy()
-    wanted = [c for c in frame.columns if c not in ("line", "epoch", "fold_encryption", "fold_evidence", "role", "hop")]
-    inbound = frame.loc[is_inbound & external, wanted]
-    outbound = frame.loc[~is_inbound & external, wanted]
-    blocks = _directions(frame)
-    for name, mask in (("inbound", is_inbound), ("outbound", ~is_inbound)):
-        blocks[name]["by_service"] = by_service(frame.loc[mask & external, _SUMMARY_COLUMNS])
+    inbound, outbound = is_inbound & external, ~is_inbound & external
+    weak = weakness(frame)
+    blocks = _directions(frame, weak)
+    for name, mask in (("inbound", inbound), ("outbound", outbound)):
+        blocks[name]["by_service"] = by_service(frame, mask, weak)
     summary_in, summary_out = blocks["inbound"], blocks["outbound"]
-    plain_in, down_in = plaintext_peers(inbound, peers)
-    plain_out, _ = plaintext_peers(outbound, peers)
-    domains_out, down_out = plaintext_peers(outbound, peers, by="domain")
+    plain_in, down_in = plaintext_peers(frame, inbound, peers)
+    plain_out, _ = plaintext_peers(frame, outbound, peers)
+    domains_out, down_out = plaintext_peers(frame, outbound, peers, by="domain")
     legacy = frame.loc[((frame["encryption"] == "tls") & frame["protocol"].isin(LEGACY_PROTOCOLS)).to_numpy() & external,
                        _PEER_COLUMNS]
-    internal = {"inbound": direction_summary(frame.loc[is_inbound & ~external, _SUMMARY_COLUMNS]),
-                "outbound": direction_summary(frame.loc[~is_inbound & ~external, _SUMMARY_COLUMNS])}
+    internal = {"inbound": direction_summary(frame, is_inbound & ~external, weak),
+                "outbound": direction_summary(frame, ~is_inbound & ~external, weak)}
     span = period(frame)
     return {
         **blocks,
@@ -493,13 +538,14 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10, by: 
         "plaintext_peers": {"inbound": plain_in, "outbound": plain_out},
         "plaintext_domains": {"outbound": domains_out},
         "downgrades": {"inbound": down_in, "outbound": down_out},
-        "unverified_destinations": unverified_destinations(outbound, peers),
+        "unverified_destinations": unverified_destinations(frame, outbound, peers),
         "legacy_tls_peers": peer_table(legacy, peers),
-        "weak_tls_peers": {"inbound": weak_peers(inbound, peers), "outbound": weak_peers(outbound, peers)},
-        "failures": {"inbound": failures(inbound, peers), "outbound": failures(outbound, peers)},
-        "notes": _notes(inbound, outbound) + _internal_notes(internal)
+        "weak_tls_peers": {"inbound": weak_peers(frame, inbound, weak, peers),
+                           "outbound": weak_peers(frame, outbound, weak, peers)},
+        "failures": {"inbound": failures(frame, inbound, peers), "outbound": failures(frame, outbound, peers)},
+        "notes": _notes(frame, inbound, outbound) + _internal_notes(internal)
         + _untrusted_notes(frame, external, postfix_versions),
-        **({"by": by, "periods": periods(frame, by)} if by else {}),
+        **({"by": by, "periods": periods(frame, by, weak)} if by else {}),
     }
 
 
