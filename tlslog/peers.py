@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from .schema import Projection
+from .schema import PROTOCOLS, TRUSTS, Projection
 from .timestamps import format_wall
 
 __all__ = ["COLUMNS", "LISTS", "SORTS", "STATUSES", "aggregate", "build_peers", "event_times", "peer_rows",
@@ -39,10 +39,6 @@ COLUMNS = Projection(("kind", "start", "end", "offset", "peer_name", "peer_ip", 
                       "messages", "recipient_domain", "role", "hop", "service", "ip_version"))
 LISTS = ("inbound", "inbound_ips", "inbound_domains", "outbound_domains", "outbound_relays")
 STATUSES = ("downgrade", "always-plaintext", "sometimes-plaintext", "tls-failed", "unknown", "always-tls")
-#: Newest first: `protocols` lists them in this order.
-PROTOCOL_ORDER = ("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3", "SSLv2")
-#: Best first.
-TRUST_ORDER = ("Verified", "Trusted", "Untrusted", "Anonymous")
 SORTS = ("status", "plaintext", "total", "coverage", "last-seen", "name")
 
 
@@ -138,9 +134,9 @@ def peer_rows(rows: pd.DataFrame, keys: dict[str, pd.Series | np.ndarray]) -> li
         for code, version in set(zip(codes.tolist(), rows["ip_version"].astype(object).tolist())):
             if version is not None and version is not pd.NA and version == version:
                 versions[code].add(str(int(version)))
-    rank = {t: i for i, t in enumerate(TRUST_ORDER)}
-    best = np.full(groups, len(TRUST_ORDER))
-    trust_rank = np.array([rank.get(t, len(TRUST_ORDER)) if isinstance(t, str) else len(TRUST_ORDER)
+    rank = {t: i for i, t in enumerate(TRUSTS)}
+    best = np.full(groups, len(TRUSTS))
+    trust_rank = np.array([rank.get(t, len(TRUSTS)) if isinstance(t, str) else len(TRUSTS)
                            for t in rows["trust"].astype(object).to_numpy()[is_tls]], dtype=int)
     np.minimum.at(best, tls_codes, trust_rank)
     out = []
@@ -153,9 +149,9 @@ def peer_rows(rows: pd.DataFrame, keys: dict[str, pd.Series | np.ndarray]) -> li
         row.update(
             total=tls + plain + failed + unknown, tls=tls, plaintext=plain, tls_failed=failed, unknown=unknown,
             messages=int(agg["messages"][code]), coverage=tls / counted if counted else None,
-            protocols=[p for p in PROTOCOL_ORDER if p in protocols[code]]
-            + sorted(p for p in protocols[code] if p not in PROTOCOL_ORDER),
-            best_trust=TRUST_ORDER[best[code]] if best[code] < len(TRUST_ORDER) else None,
+            protocols=[p for p in PROTOCOLS if p in protocols[code]]
+            + sorted(p for p in protocols[code] if p not in PROTOCOLS),
+            best_trust=TRUSTS[best[code]] if best[code] < len(TRUSTS) else None,
             ip_versions=sorted(versions[code]),
             first_seen=_iso(agg["first_seen"][code], offset), last_seen=_iso(agg["last_seen"][code], offset),
             status=str(agg["status"][code]), downgrade_at=_iso(agg["downgrade_at"][code], offset),

@@ -303,9 +303,31 @@ _STATUS_STYLE = {"downgrade": "bold red", "always-plaintext": "red", "sometimes-
                  "always-tls": "green", "tls-failed": "yellow", "unknown": "dim"}
 
 
+def _by_direction(lists: dict[str, list[dict]]) -> list[tuple[str, dict]]:
+    """The rows of an ``{"inbound": [...], "outbound": [...]}`` pair, each with ``in``/``out``."""
+    return [("in", row) for row in lists["inbound"]] + [("out", row) for row in lists["outbound"]]
+
+
+def _title(report: dict, sep: str) -> str:
+    period = report.get("period")
+    if not period:
+        return "TLS coverage"
+    return f"TLS coverage{sep}{period['first'][:16].replace('T', ' ')} → {period['last'][:16].replace('T', ' ')}"
+
+
+def _coverage_cells(report: dict) -> list[list[str]]:
+    """The headline rows: mail and sessions, with coverage, of MX inbound, submission, outbound."""
+    rows = []
+    for label, key in (("MX inbound", "mx"), ("submission", "submission"), ("outbound", "outbound")):
+        d = report[key]
+        mail = d["messages"]
+        rows.append([label, f"{mail['total']:,}", _percent(mail["coverage"]), f"{d['total']:,}",
+                     _percent(d["coverage"]), f"{d['plaintext']:,}", f"{d['tls_failed']:,}", f"{d['unknown']:,}"])
+    return rows
+
+
 def _downgrades(report: dict) -> Table | None:
-    rows = [("in", row) for row in report["downgrades"]["inbound"]] + \
-           [("out", row) for row in report["downgrades"]["outbound"]]
+    rows = _by_direction(report["downgrades"])
     if not rows:
         return None
     table = _small_table("DOWNGRADES: plaintext after TLS (stripped STARTTLS?)")
@@ -341,7 +363,7 @@ def _weak(report: dict) -> Table:
 
 
 def _failures(report: dict) -> Table | None:
-    rows = [("in", r) for r in report["failures"]["inbound"]] + [("out", r) for r in report["failures"]["outbound"]]
+    rows = _by_direction(report["failures"])
     if not rows:
         return None
     table = _small_table("TLS failures by reason")
@@ -369,21 +391,12 @@ def _ip_table(report: dict) -> Table:
 def report_renderable(report: dict) -> RenderableType:
     """The report as one rich renderable (print it on any `rich.console.Console`): the headline
     first (coverage of mail per direction), then what to act on."""
-    period = report.get("period")
-    title = "TLS coverage"
-    if period:
-        title += f"  {period['first'][:16].replace('T', ' ')} → {period['last'][:16].replace('T', ' ')}"
-    coverage = _small_table(title)
+    coverage = _small_table(_title(report, "  "))
     coverage.add_column("", no_wrap=True)
     for name in ("mail", "TLS", "sessions", "TLS", "plain", "failed", "unknown"):
         coverage.add_column(name, justify="right", no_wrap=True)
-    for label, key in (("MX inbound", "mx"), ("submission", "submission"), ("outbound", "outbound")):
-        d = report[key]
-        mail = d["messages"]
-        coverage.add_row(
-            label, f"{mail['total']:,}", _percent(mail["coverage"]), f"{d['total']:,}", _percent(d["coverage"]),
-            f"{d['plaintext']:,}", f"{d['tls_failed']:,}", f"{d['unknown']:,}",
-        )
+    for cells in _coverage_cells(report):
+        coverage.add_row(*cells)
     internal = report["internal"]
     hops = internal["inbound"]["total"] + internal["outbound"]["total"]
     if hops:
@@ -413,19 +426,19 @@ def report_renderable(report: dict) -> RenderableType:
     breakdowns = Columns(
         [
             _split("Protocol (TLS)", report["inbound"]["by_protocol"], report["outbound"]["by_protocol"],
-                   ("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3", "SSLv2")),
+                   schema.PROTOCOLS),
             _split("Trust (TLS)", report["inbound"]["by_trust"], report["outbound"]["by_trust"],
-                   ("Verified", "Trusted", "Untrusted", "Anonymous")),
+                   schema.TRUSTS),
             _split("Key exchange (TLS)", report["inbound"]["by_key_exchange"], report["outbound"]["by_key_exchange"]),
             _ip_table(report),
         ],
         padding=(1, 4),
     )
     parts += [breakdowns, gap, _weak(report), gap]
-    weak = report["weak_tls_peers"]
-    if weak["inbound"] or weak["outbound"]:
-        parts += [_peers("Peers on weak TLS", weak["inbound"] + weak["outbound"], header="rows",
-                         directions=["in"] * len(weak["inbound"]) + ["out"] * len(weak["outbound"])), gap]
+    weak = _by_direction(report["weak_tls_peers"])
+    if weak:
+        parts += [_peers("Peers on weak TLS", [row for _, row in weak], header="rows",
+                         directions=[direction for direction, _ in weak]), gap]
     failures = _failures(report)
     if failures is not None:
         parts += [failures, gap]
@@ -514,17 +527,8 @@ def _md_who(row: dict) -> str:
 
 def report_markdown(report: dict) -> str:
     """The report as markdown that pastes as it is into a ticket or a mail."""
-    period = report.get("period")
-    title = "# TLS coverage"
-    if period:
-        title += f" {period['first'][:16].replace('T', ' ')} → {period['last'][:16].replace('T', ' ')}"
-    out = [title + "\n"]
-    rows = []
-    for label, key in (("MX inbound", "mx"), ("submission", "submission"), ("outbound", "outbound")):
-        d = report[key]
-        rows.append([label, f"{d['messages']['total']:,}", _percent(d["messages"]["coverage"]), f"{d['total']:,}",
-                     _percent(d["coverage"]), f"{d['plaintext']:,}", f"{d['tls_failed']:,}", f"{d['unknown']:,}"])
-    out.append(_md_table(["", "mail", "TLS", "sessions", "TLS", "plaintext", "failed", "unknown"], rows))
+    out = [f"# {_title(report, ' ')}\n",
+           _md_table(["", "mail", "TLS", "sessions", "TLS", "plaintext", "failed", "unknown"], _coverage_cells(report))]
     if report.get("periods"):
         out.append(f"## Coverage of mail by {report.get('by', 'period')}\n")
         out.append(_md_table(["period", "MX mail", "TLS", "±pp", "submission", "TLS", "outbound", "TLS", "±pp"], [
@@ -533,8 +537,7 @@ def report_markdown(report: dict) -> str:
              _percent(p["submission"]["messages"]["coverage"]), f"{p['outbound']['messages']['total']:,}",
              _percent(p["outbound"]["messages"]["coverage"]), _signed(p["outbound"]["messages"]["coverage_change"])]
             for p in report["periods"]]))
-    downgrades = [("in", r) for r in report["downgrades"]["inbound"]] + \
-                 [("out", r) for r in report["downgrades"]["outbound"]]
+    downgrades = _by_direction(report["downgrades"])
     if downgrades:
         out.append("## Downgrades: plaintext after TLS\n")
         out.append(_md_table(["", "peer", "TLS", "plaintext", "since"], [
@@ -552,7 +555,7 @@ def report_markdown(report: dict) -> str:
     out.append(_md_table(["", "MX", "submission", "outbound"],
                          [["weak, any reason", *(w["total"] for w in weak)]]
                          + [[label, *(w[key] for w in weak)] for key, label in _WEAK_LABELS.items()]))
-    failures = [("in", r) for r in report["failures"]["inbound"]] + [("out", r) for r in report["failures"]["outbound"]]
+    failures = _by_direction(report["failures"])
     if failures:
         out.append("## TLS failures by reason\n")
         out.append(_md_table(["", "reason", "count", "peers"], [[d, r["reason"], r["count"], r["peers"]]

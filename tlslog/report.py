@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .accounting import LineStats
 from .peers import aggregate
-from .schema import Projection
+from .schema import PROTOCOLS, TRUSTS, Projection
 from .strength import LEGACY_PROTOCOLS, REASONS, weaknesses
 from .timestamps import format_wall
 
@@ -42,13 +43,12 @@ COLUMNS = Projection(
     peer_weak=True,
 )
 
-#: Newest first; anything else (DTLS, future versions) follows in name order.
-PROTOCOL_ORDER = ["TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3", "SSLv2"]
-TRUST_ORDER = ["Verified", "Trusted", "Untrusted", "Anonymous"]
 Period = tuple[tuple[float, int | None], tuple[float, int | None]]
 
 
-def _ordered(counts: Counter, order: list[str]) -> dict[str, int]:
+def _ordered(counts: Counter, order: Sequence[str]) -> dict[str, int]:
+    """Nonzero counts: keys of ``order`` first, then any other (DTLS, future versions) by name,
+    ``unknown`` last."""
     keys = [k for k in order if counts.get(k)]
     keys += sorted(k for k in counts if k not in order and k != "unknown" and counts[k])
     if counts.get("unknown"):
@@ -144,8 +144,8 @@ def direction_summary(frame: pd.DataFrame, mask: np.ndarray | None = None, weak:
     return {
         **_verdicts(_tally(frame, "encryption", mask)),
         "messages": message_counts(frame, mask),
-        "by_protocol": _ordered(_tally(frame, "protocol", tls, missing="unknown"), PROTOCOL_ORDER),
-        "by_trust": _ordered(_tally(frame, "trust", tls, missing="unknown"), TRUST_ORDER),
+        "by_protocol": _ordered(_tally(frame, "protocol", tls, missing="unknown"), PROTOCOLS),
+        "by_trust": _ordered(_tally(frame, "trust", tls, missing="unknown"), TRUSTS),
         "by_ip_version": _ip_versions(_tally(frame, "ip_version", mask, missing="unknown")),
         "by_key_exchange": _ordered(_tally(frame, "key_exchange", tls, missing="unknown"), []),
         "ip_versions": {v: {**_verdicts(_tally(frame, "encryption", part)), "messages": message_counts(frame, part)}
@@ -166,7 +166,7 @@ def weak_counts(frame: pd.DataFrame, tls: np.ndarray, weak: np.ndarray) -> dict:
             "unverified": unverified}
 
 
-def _merge(a: dict[str, int], b: dict[str, int], order: list[str]) -> dict[str, int]:
+def _merge(a: dict[str, int], b: dict[str, int], order: Sequence[str]) -> dict[str, int]:
     return _ordered(Counter(a) + Counter(b), order)
 
 
@@ -530,8 +530,8 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10, by: 
     return {
         **blocks,
         "internal": internal,
-        "by_protocol": _merge(summary_in["by_protocol"], summary_out["by_protocol"], PROTOCOL_ORDER),
-        "by_trust": _merge(summary_in["by_trust"], summary_out["by_trust"], TRUST_ORDER),
+        "by_protocol": _merge(summary_in["by_protocol"], summary_out["by_protocol"], PROTOCOLS),
+        "by_trust": _merge(summary_in["by_trust"], summary_out["by_trust"], TRUSTS),
         "by_ip_version": _ip_versions(Counter(summary_in["by_ip_version"]) + Counter(summary_out["by_ip_version"])),
         "lines": stats.as_dict(),
         "period": {"first": format_wall(*span[0]), "last": format_wall(*span[1])} if span else None,

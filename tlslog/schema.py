@@ -22,6 +22,8 @@ from typing import Literal
 
 __all__ = [
     "ENCRYPTIONS",
+    "PROTOCOLS",
+    "TRUSTS",
     "Projection",
     "EXPORT_COLUMNS",
     "FOLD_VERDICTS",
@@ -36,6 +38,9 @@ Kind = Literal["category", "text", "int8", "int16", "int32", "int64", "float64",
 
 #: Final verdicts, in report order.
 ENCRYPTIONS = ("tls", "plaintext", "tls-failed", "unknown")
+#: TLS protocols newest first, trust levels best first: the order every list of them follows.
+PROTOCOLS = ("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3", "SSLv2")
+TRUSTS = ("Verified", "Trusted", "Untrusted", "Anonymous")
 #: Verdicts the fold can give; ``pending`` rows are decided by `tlslog.settle` from the
 #: evidence of their stretch of log (see README, "How the verdict is decided").
 FOLD_VERDICTS = (*ENCRYPTIONS, "pending")
