@@ -84,6 +84,8 @@ class Classifier:
         """True for a loopback address or one in a configured network."""
         if not self.hops or not address:
             return False
+        if not self.networks and not _maybe_loopback(address):
+            return False  # the common case, without parsing the address
         return _in_networks(address, self._parsed)
 
     def internal_relay(self, relay: str | None) -> bool:
@@ -92,6 +94,11 @@ class Classifier:
 
     def internal_service(self, service: str) -> bool:
         return self.hops and service in self.internal_services
+
+
+def _maybe_loopback(address: str) -> bool:
+    """False only for addresses that cannot be loopback (127.0.0.0/8, ::1), whatever their spelling."""
+    return address.startswith("127.") or address.split("%", 1)[0].strip("0:") == "1"
 
 
 @lru_cache(maxsize=65536)
