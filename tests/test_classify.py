@@ -121,3 +121,16 @@ def test_coverage_on_the_wire_of_a_real_mx_with_a_content_filter():
 
     assert coverage() == [(191, 0.932, 156), (129, 0.984, 107), (44, 0.909, 43), 155, 186]
     assert coverage("--internal", "none") == [(346, 0.514, 311), (284, 0.447, 262), (230, 0.174, 229), 0, 0]
+
+
+@pytest.mark.parametrize(("address", "inside"), [
+    ("127.0.0.1", True), ("127.255.0.9", True), ("::1", True), ("0:0:0:0:0:0:0:1", True), ("0000::0001", True),
+    ("::1%lo", True), ("192.0.2.1", False), ("2001:db8::1", False), ("::ffff:127.0.0.1", False), ("1", False),
+    ("ipaddr", False), ("10.0.0.1", False),
+])
+def test_loopback_in_every_spelling_without_and_with_networks(address, inside):
+    from tlslog.classify import Classifier
+
+    assert Classifier().internal_peer(address) is inside
+    # with a network given, every address is parsed: the same answer for these
+    assert Classifier(("198.51.100.0/24",)).internal_peer(address) is inside
