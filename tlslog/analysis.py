@@ -19,10 +19,10 @@ from .engine.plan import Planner
 from .engine.run import default_jobs, run_local
 from .engine.scan import ChunkResult, Unparsed, scan
 from .errors import DamagedInput, InputError
-from .fold import DEFAULT_TIMEOUT
+from .fold import DEFAULT_TIMEOUT, OpenState
 from .schema import Projection
 from .settle import Evidence
-from .sources import resolve
+from .sources import Source, resolve
 from .stitch import Stitcher, needs_redo
 
 __all__ = ["Analysis", "Options", "analyze"]
@@ -45,6 +45,10 @@ class Options:
     ordered: bool = True
     #: roles and hops of rows (`tlslog.classify`)
     classifier: Classifier = field(default_factory=Classifier)
+    #: the open edge a previous ingest left (`tlslog.fold.Fold.open_state`), continued here
+    resume: OpenState | None = None
+    #: keep what is still open at the end as `Analysis.open_state` (the history store's edge)
+    keep_open: bool = False
 
 
 @dataclass
@@ -60,17 +64,26 @@ class Analysis:
     errors: list[InputError] = field(default_factory=list)
     unparsed: list[Unparsed] = field(default_factory=list)
     postfix_versions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: per input read: its line accounting, and each host's epoch count when it began
+    source_stats: dict[str, LineStats] = field(default_factory=dict)
+    source_epochs: dict[str, dict[str | None, int]] = field(default_factory=dict)
+    #: with `Options.keep_open`: the sessions still open at the end (their rows are cut off)
+    open_state: OpenState | None = None
 
 
 def analyze(args: list[str], options: Options | None = None,
-            progress: Callable[[ChunkResult], None] | None = None) -> Analysis:
-    """Read the inputs (paths, globs, ``-``; stdin when empty) into a settled session table."""
+            progress: Callable[[ChunkResult], None] | None = None, *,
+            sources: list[Source] | None = None) -> Analysis:
+    """Read the inputs (paths, globs, ``-``; stdin when empty) into a settled session table;
+    ``sources`` (built by the caller, e.g. `tlslog.journal.journal_source`) instead of ``args``."""
     options = options or Options()
-    sources, errors = resolve(args)
+    sources, errors = (list(sources), []) if sources is not None else resolve(args)
     planner = Planner(chunk_size=options.chunk_size, year=options.year, now=options.now,
                       keep_unparsed=options.keep_unparsed, timeout=options.timeout, columns=options.columns,
                       classifier=options.classifier)
-    stitcher = Stitcher(options.timeout, options.columns, ordered=options.ordered, classifier=options.classifier)
+    stitcher = Stitcher(options.timeout, options.columns, ordered=options.ordered, classifier=options.classifier,
+                        resume=options.resume, keep_open=options.keep_open)
+    source_stats: dict[str, LineStats] = {}
     unparsed: list[Unparsed] = []
     names: list[str] = []
     for task, result in run_local(planner.tasks(sources), options.jobs or default_jobs()):
@@ -86,6 +99,7 @@ def analyze(args: list[str], options: Options | None = None,
         if not names or names[-1] != task.source:
             names.append(task.source)
         stitcher.add(result, task.source)
+        source_stats.setdefault(task.source, LineStats()).add(result.stats)
         if progress is not None:
             progress(result)
     sessions, evidence = stitcher.finish()
@@ -93,4 +107,5 @@ def analyze(args: list[str], options: Options | None = None,
     errors.sort(key=lambda e: isinstance(e, DamagedInput))
     unread = {e.name for e in errors if not isinstance(e, DamagedInput)}
     read = [s.name for s in sources if s.name not in unread and s.name not in names]  # empty ones: no task
-    return Analysis(sessions, evidence, stitcher.stats, names + read, errors, unparsed, stitcher.postfix_versions)
+    return Analysis(sessions, evidence, stitcher.stats, names + read, errors, unparsed, stitcher.postfix_versions,
+                    source_stats, stitcher.source_epochs, stitcher.open_state)

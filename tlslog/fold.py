@@ -72,7 +72,7 @@ from .fields import (
 )
 from .settle import PENDING, Evidence
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_OPEN", "ROW", "ChunkFold", "EdgeState", "Fold", "Places"]
+__all__ = ["DEFAULT_TIMEOUT", "MAX_OPEN", "ROW", "ChunkFold", "EdgeState", "Fold", "INBOUND_STATE", "OpenState", "Places"]
 
 DEFAULT_TIMEOUT = 3600.0
 #: Open sessions (and smtp connection states) kept at most; only a pathological log (more
@@ -198,6 +198,10 @@ class _Inbound:
         return "unknown", "cut-off"
 
 
+#: The fields of an open session's state in `Fold.open_state`, in order.
+INBOUND_STATE: tuple[str, ...] = tuple(_Inbound.__slots__)
+
+
 class _Conn:
     """What the last TLS-relevant line of an smtp process said about its connection:
     ``kind`` is ``tls``, ``failed`` (handshake), ``unverified`` (certificate check failed)
@@ -216,6 +220,23 @@ class _Conn:
 
     def __setstate__(self, state: tuple) -> None:
         self.kind, self.queue_id, self.reason, self.relay, self.tls, self.wall = state
+
+
+#: `Fold.open_state`: {"in": [[key, session state]], "out": [[key, connection state]]}
+OpenState = dict[str, list]
+_TUPLE_SLOTS = frozenset({"key", "peer", "tls", "queue_ids", "sasl"})
+
+
+def _jsonable(state: tuple) -> list:
+    return [list(v) if isinstance(v, tuple) else v for v in state]
+
+
+def _tuples(value: object, slot: str) -> object:
+    return tuple(value) if slot in _TUPLE_SLOTS and isinstance(value, list) else value
+
+
+def _key(values: list) -> Key:
+    return (values[0], values[1], values[2])
 
 
 def _same_relay(tls_peer: str | None, relay: str) -> bool:
@@ -299,6 +320,26 @@ class Fold:
             for key in list(self.outbound)[: len(self.outbound) - MAX_OPEN]:
                 del self.outbound[key]
 
+    def open_state(self) -> OpenState:
+        """What is still open, as plain JSON-ready lists: the history store keeps it after an
+        ingest (the open edge) and `resume`s the next ingest's fold from it."""
+        return {"in": [[list(key), _jsonable(s.__getstate__())] for key, s in self.inbound.items()],
+                "out": [[list(key), _jsonable(c.__getstate__())] for key, c in self.outbound.items()]}
+
+    def resume(self, state: OpenState, line_shift: int = 0) -> None:
+        """Continue from an `open_state` (its line numbers moved by ``line_shift``): a session
+        cut off at the end of one ingest goes on with the next ingest's lines."""
+        for key, values in state.get("in", []):
+            session = _Inbound.__new__(_Inbound)
+            session.__setstate__(tuple(_tuples(v, name) for v, name in zip(values, _Inbound.__slots__)))
+            session.line += line_shift
+            self.inbound[_key(key)] = session
+        for key, values in state.get("out", []):
+            conn = _Conn.__new__(_Conn)
+            kind, queue_id, reason, relay, tls, wall = values
+            conn.__setstate__((kind, queue_id, reason, relay, tuple(tls) if tls is not None else None, wall))
+            self.outbound[_key(key)] = conn
+
     def finish(self) -> list[tuple]:
         """Close everything still open (the log ended) and return all rows."""
         for key in list(self.inbound):
@@ -347,7 +388,8 @@ class Fold:
     def _client(self, wall: float | None, offset: int | None, line: int, key: Key, values: Client) -> None:
         queue_id, peer, sasl_method, sasl_username = values
         s = self._session(key, wall, offset, line, peer)
-        s.queue_ids += (queue_id,)
+        if queue_id not in s.queue_ids:  # a line read twice (overlapping inputs of the store) is one message
+            s.queue_ids += (queue_id,)
         if sasl_method is not None:
             s.sasl = (sasl_method, sasl_username)
 

@@ -21,7 +21,7 @@ from . import table
 from .accounting import LineStats
 from .classify import Classifier
 from .engine.scan import ChunkResult
-from .fold import DEFAULT_TIMEOUT, Fold, Places
+from .fold import DEFAULT_TIMEOUT, Fold, OpenState, Places
 from .settle import Evidence
 from .timestamps import YearClock
 
@@ -46,7 +46,11 @@ class Stitcher:
     """Merge `ChunkResult`s in order; `finish` gives the session table and the evidence."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT, columns: table.Wanted = None, *,
-                 ordered: bool = True, classifier: Classifier | None = None) -> None:
+                 ordered: bool = True, classifier: Classifier | None = None,
+                 resume: OpenState | None = None, keep_open: bool = False) -> None:
+        """``resume``: the open edge a previous ingest left (`Fold.open_state`, line numbers
+        counted so that this input's first line is 0); ``keep_open``: `finish` also keeps
+        what is still open then, as `open_state` (the rows of those sessions are cut off)."""
         self.ordered = ordered
         self.classifier = classifier or Classifier()
         self.places = Places()
@@ -59,6 +63,12 @@ class Stitcher:
         self.restarts: dict[str | None, int] = {}  # per host, restarts in the chunks so far
         self.clock: tuple[int, int | None] | None = None  # year state after the last chunk
         self._versions: dict[str, set[str]] = {}  # host -> Postfix versions of its master lines
+        #: per input, each host's epoch count when the input began (its epochs count from there)
+        self.source_epochs: dict[str, dict[str | None, int]] = {}
+        self.keep_open = keep_open
+        self.open_state: OpenState | None = None
+        if resume:
+            self.fold.resume(resume)
 
     def add(self, result: ChunkResult, source: str) -> None:
         """Continue with the next chunk's result (``source``: the input it was read from)."""
@@ -66,6 +76,7 @@ class Stitcher:
         places = self.places
         places.add_source(base, source)
         epoch_base = dict(self.restarts)
+        self.source_epochs.setdefault(source, epoch_base)
         edge = result.edge
         for line, host in edge.restarts:
             places.add_restart(host, line + base)
@@ -116,6 +127,8 @@ class Stitcher:
 
     def finish(self) -> tuple[pd.DataFrame, Evidence]:
         """Close what is still open (the input ended): the settled session table and the evidence."""
+        if self.keep_open:
+            self.open_state = self.fold.open_state()
         self.table.add(table.partition(self.fold.finish(), self.columns, self.classifier))
         self.evidence.update(self.fold.evidence)
         frame = self.table.frame()

@@ -24,7 +24,7 @@ from .classify import Classifier
 from .fold import ROW
 from .settle import PENDING, Evidence, decisions
 
-__all__ = ["Accumulator", "empty", "partition", "settle"]
+__all__ = ["Accumulator", "derive", "fix_categories", "empty", "partition", "settle"]
 
 _INDEX = {name: i for i, name in enumerate(ROW)}
 _NULLABLE_INT = {"int8": "Int8", "int16": "Int16", "int32": "Int32", "int64": "Int64"}
@@ -61,6 +61,14 @@ _FIXED: dict[str, pd.CategoricalDtype] = {
     "encryption": _fixed(schema.ENCRYPTIONS),
     "fold_encryption": _fixed(schema.FOLD_VERDICTS),
 }
+
+
+def fix_categories(frame: pd.DataFrame) -> None:
+    """Give the columns with a fixed set of values their declared category order (a table
+    read back from elsewhere, e.g. the history store, may list them in another order)."""
+    for name, dtype in _FIXED.items():
+        if name in frame.columns and not frame[name].dtype == dtype:
+            frame[name] = frame[name].astype(object).astype(dtype)
 
 
 def _nullable_int(values: Sequence[object], kind: str) -> pd.api.extensions.ExtensionArray:
@@ -123,18 +131,28 @@ def partition(rows: list[tuple], wanted: Wanted = None, classifier: Classifier =
 
 
 def _derive(name: str, rows: list[tuple], classifier: Classifier) -> list[Any]:
-    """A derived column, each rule applied once per distinct input."""
-    kinds, services = map(itemgetter(_INDEX["kind"]), rows), map(itemgetter(_INDEX["service"]), rows)
+    """A derived column of the fold's rows."""
+    return derived(name, {n: map(itemgetter(_INDEX[n]), rows) for n in _DERIVED_FROM[name]}, len(rows), classifier)
+
+
+#: What each derived column is computed from.
+_DERIVED_FROM = {"peer_key": ("peer_name", "peer_ip"), "role": ("kind", "service"),
+                 "hop": ("kind", "service", "peer_ip", "relay")}
+
+
+def derived(name: str, inputs: dict[str, Any], count: int, classifier: Classifier) -> list[Any]:
+    """A derived column from the columns `_DERIVED_FROM` names (iterables of ``count`` values),
+    each rule applied once per distinct input: for the fold's rows and for the history store's."""
     if name == "peer_key":
         keys: dict[tuple, int] = {}
-        pairs = zip(map(itemgetter(_INDEX["peer_name"]), rows), map(itemgetter(_INDEX["peer_ip"]), rows))
+        pairs = zip(inputs["peer_name"], inputs["peer_ip"])
         return [keys.get(k) or keys.setdefault(k, peer_key(*k)) for k in pairs]
+    kinds, services = inputs["kind"], inputs["service"]
     if name == "role":
         roles: dict[tuple[str, str], str] = {}
         return [roles.get(k) or roles.setdefault(k, classifier.role(*k)) for k in zip(kinds, services)]
-    peers, relays = map(itemgetter(_INDEX["peer_ip"]), rows), map(itemgetter(_INDEX["relay"]), rows)
     if not classifier.hops:
-        return ["external"] * len(rows)
+        return ["external"] * count
     hops: dict[tuple, str] = {}
 
     def hop(key: tuple) -> str:
@@ -143,7 +161,22 @@ def _derive(name: str, rows: list[tuple], classifier: Classifier) -> list[Any]:
             kind == "outbound" and classifier.internal_relay(relay))
         return hops.setdefault(key, "internal" if inside else "external")
 
-    return [hops.get(k) or hop(k) for k in zip(kinds, services, peers, relays)]
+    return [hops.get(k) or hop(k) for k in zip(kinds, services, inputs["peer_ip"], inputs["relay"])]
+
+
+def derive(frame: pd.DataFrame, classifier: Classifier = DEFAULT_CLASSIFIER) -> None:
+    """Add the `DERIVED` columns to a table that has the columns they come from (the history
+    store's rows): computed once per distinct combination of those columns' values."""
+    for name in DERIVED:
+        sources = _DERIVED_FROM[name]
+        codes = [frame[s].cat.codes.to_numpy().astype(np.int64) + 1 for s in sources]
+        key = np.zeros(len(frame), dtype=np.int64)
+        for c, s in zip(codes, sources):
+            key = key * (len(frame[s].cat.categories) + 1) + c
+        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        inputs = {s: [_none(v) for v in frame[s].iloc[first].astype(object)] for s in sources}
+        values = _object_array(derived(name, inputs, len(first), classifier))
+        frame[name] = _column(name, list(values[inverse.reshape(-1)]) if len(first) else [])
 
 
 def peer_key(name: str | None, address: str | None) -> int:
