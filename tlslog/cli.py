@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+from dataclasses import dataclass
 import os
 import signal
 import sys
@@ -30,6 +31,7 @@ from .errors import (
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from .sources import Source
     from .analysis import Analysis
     from .filters import Filter
     from .classify import Classifier
@@ -70,6 +72,17 @@ class ReportFormat(str, enum.Enum):
     json = "json"
     csv = "csv"
     markdown = "markdown"
+
+
+class ReportOutput(str, enum.Enum):
+    """`report` writes these besides the `ReportFormat`s: a page people open, and metrics."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    html = "html"
+    prometheus = "prometheus"
 
 
 class Direction(str, enum.Enum):
@@ -128,6 +141,44 @@ Peer = Annotated[Optional[list[str]], typer.Option(
          "network; repeatable.", show_default=False)]
 
 
+Db = Annotated[Optional[str], typer.Option(
+    "--db", metavar="PATH", help="Read the history store (made by tlslog ingest) instead of log files.",
+    show_default=False)]
+Journal = Annotated[bool, typer.Option(
+    "--journal", help="Read the journal: runs journalctl -o json for the Postfix units (see --unit).")]
+Unit = Annotated[Optional[list[str]], typer.Option(
+    "--unit", metavar="UNIT", help="With --journal: a unit to read (repeatable). Default: postfix@-.service and "
+                                   "postfix.service (Debian's daemons log under postfix@-.service).",
+    show_default=False)]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Where a command reads: log files (or standard input), the journal, or the history store."""
+
+    files: list[str] | None = None
+    journal: bool = False
+    units: tuple[str, ...] = ()
+    db: str | None = None
+
+    def check(self) -> None:
+        """Exactly one of files, --journal and --db (none: standard input)."""
+        given = [name for name, used in (("log files", bool(self.files)), ("--journal", self.journal),
+                                         ("--db", self.db is not None)) if used]
+        if len(given) > 1:
+            raise typer.BadParameter(f"give {' or '.join(given)}, not both (add logs to the store with: tlslog "
+                                     "ingest --db PATH FILES)" if "--db" in given else
+                                     f"give {' or '.join(given)}, not both")
+        if self.units and not self.journal:
+            raise typer.BadParameter("--unit needs --journal", param_hint="'--unit'")
+
+
+def _inputs(files: list[str] | None, journal: bool, unit: list[str] | None, db: str | None) -> Inputs:
+    inputs = Inputs(files, journal, tuple(unit or ()), db)
+    inputs.check()
+    return inputs
+
+
 def _classifier(internal: list[str] | None, internal_service: list[str] | None,
                 submission_service: list[str] | None) -> Classifier:
     """The roles-and-hops rules of the command line; a bad network is a usage error."""
@@ -182,30 +233,51 @@ def _main(
 _debug = False
 
 
-def _run(files: list[str] | None, jobs: int, year: int | None, timeout: float, strict: bool, debug: bool,
-         *, columns: tuple[str, ...] | Projection | None = None, ordered: bool = True,
+def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout: float, strict: bool,
+         debug: bool, *, columns: tuple[str, ...] | Projection | None = None, ordered: bool = True,
          keep_unparsed: int = 0, classifier: Classifier | None = None, rows: Filter | None = None) -> Analysis:
-    """Analyse the inputs; with ``rows``, the session table holds only the rows it keeps (it
-    is applied after settlement, and the engine is asked for what it reads)."""
+    """Analyse the inputs (or read the store); with ``rows``, the session table holds only the
+    rows it keeps (it is applied after settlement, and the engine is asked for what it reads)."""
     global _debug
     _debug = debug
     from .analysis import Options, analyze  # the engine (and pandas) only when a command runs
     from .classify import Classifier
     from .progress import progress_for
 
-    if (not files or "-" in files) and sys.stdin.isatty():
-        typer.echo("tlslog: reading standard input, Ctrl-D to end", err=True)
+    if not isinstance(inputs, Inputs):
+        inputs = Inputs(files=inputs)
     if rows:
         columns = rows.projection(columns)
     options = Options(jobs=jobs, year=year, timeout=timeout, keep_unparsed=keep_unparsed, columns=columns,
                       ordered=ordered, classifier=classifier or Classifier())
-    with progress_for(files or []) as progress:
-        analysis = analyze(files or [], options, progress=progress)
+    if inputs.db is not None:
+        from .history import load
+        from .store import Store
+
+        with Store(os.path.expanduser(inputs.db)) as store:
+            analysis = load(store, options, since=rows.since if rows else None, until=rows.until if rows else None)
+    else:
+        sources = _journal(inputs, rows, timeout)
+        files = inputs.files or []
+        if sources is None and (not files or "-" in files) and sys.stdin.isatty():
+            typer.echo("tlslog: reading standard input, Ctrl-D to end", err=True)
+        with progress_for(files) as progress:
+            analysis = analyze(files, options, progress=progress, sources=sources)
     for error in analysis.errors:
         typer.echo(f"tlslog: {error}", err=True)
     if rows:
         analysis.sessions = rows.apply(analysis.sessions)
     return analysis
+
+
+def _journal(inputs: Inputs, rows: Filter | None, timeout: float) -> list[Source] | None:
+    """The journal as the one source, when asked for (``--since`` passed on to journalctl)."""
+    if not inputs.journal:
+        return None
+    from .journal import DEFAULT_UNITS, journal_moment, journal_source
+
+    since = journal_moment(rows.since, margin=timeout) if rows is not None and rows.since is not None else None
+    return [journal_source(inputs.units or DEFAULT_UNITS, since)]
 
 
 def _exit_code(analysis: Analysis, strict: bool, *, extra: tuple[int, ...] = ()) -> int:
@@ -230,6 +302,14 @@ def _write(format: str, data: dict, *, table: Callable[[dict], RenderableType], 
 
     if format == "json":
         write_json(data, sys.stdout)
+    elif format == "html":
+        from .html import report_html
+
+        sys.stdout.write(report_html(data))
+    elif format == "prometheus":
+        from .prometheus import report_prometheus
+
+        sys.stdout.write(report_prometheus(data))
     elif format == "csv":
         csv(data, sys.stdout)
     elif format == "markdown":
@@ -241,7 +321,13 @@ def _write(format: str, data: dict, *, table: Callable[[dict], RenderableType], 
 @app.command()
 def report(
     files: Files = None,
-    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
+    db: Db = None,
+    journal: Journal = False,
+    unit: Unit = None,
+    format: Annotated[ReportOutput, typer.Option(
+        "--format", "-f", help="Output format: html is one self-contained page (charts with --by week); prometheus "
+                               "is the text exposition format (node_exporter's textfile collector).")
+    ] = ReportOutput.table,
     peers: Annotated[int, typer.Option(min=0, help="How many top plaintext peers and downgrades to list.")] = 10,
     by: Annotated[Optional[Period], typer.Option(
         "--by", help="Also show coverage per period (ISO weeks, Monday first), with the trend.",
@@ -276,6 +362,7 @@ def report(
     from .render import report_markdown, report_renderable, write_report_csv
     from .report import COLUMNS, build_report, parse_fail_under, shortfalls
 
+    inputs = _inputs(files, journal, unit, db)
     classifier = _classifier(internal, internal_service, submission_service)
     rows = _filter(since, until, direction, service, peer)
     thresholds: dict[str, float] = {}
@@ -285,7 +372,7 @@ def report(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="'--fail-under'") from None
     with _user_errors():
-        analysis = _run(files, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
+        analysis = _run(inputs, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
                         classifier=classifier, rows=rows)
         data = build_report(analysis.sessions, analysis.stats, peers=peers, by=by.value if by else None,
                             postfix_versions=analysis.postfix_versions)
@@ -299,6 +386,9 @@ def report(
 @app.command(name="peers")
 def peers_command(
     files: Files = None,
+    db: Db = None,
+    journal: Journal = False,
+    unit: Unit = None,
     format: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = ReportFormat.table,
     plaintext: Annotated[bool, typer.Option("--plaintext", help="Only peers with plaintext sessions or "
                                                                "deliveries.")] = False,
@@ -331,10 +421,11 @@ def peers_command(
     from .peers import COLUMNS, build_peers
     from .render import peers_markdown, peers_renderable, write_peers_csv
 
+    inputs = _inputs(files, journal, unit, db)
     classifier = _classifier(internal, internal_service, submission_service)
     rows = _filter(since, until, direction, service, peer)
     with _user_errors():
-        analysis = _run(files, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
+        analysis = _run(inputs, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
                         classifier=classifier, rows=rows)
         data = build_peers(analysis.sessions, plaintext=plaintext, limit=limit, sort=sort.value)
         _write(format.value, data, table=peers_renderable, markdown=peers_markdown, csv=write_peers_csv)
@@ -344,6 +435,9 @@ def peers_command(
 @app.command()
 def sessions(
     files: Files = None,
+    db: Db = None,
+    journal: Journal = False,
+    unit: Unit = None,
     format: Annotated[SessionFormat, typer.Option("--format", "-f", help="Output format.")] = SessionFormat.table,
     since: Since = None,
     until: Until = None,
@@ -368,10 +462,11 @@ def sessions(
     """
     from .render import print_renderable, sessions_table, write_sessions_csv, write_sessions_jsonl
 
+    inputs = _inputs(files, journal, unit, db)
     classifier = _classifier(internal, internal_service, submission_service)
     rows = _filter(since, until, direction, service, peer)
     with _user_errors():
-        analysis = _run(files, jobs, year, timeout, strict, debug, classifier=classifier, rows=rows)
+        analysis = _run(inputs, jobs, year, timeout, strict, debug, classifier=classifier, rows=rows)
         frame = analysis.sessions
         if format is SessionFormat.jsonl:
             write_sessions_jsonl(frame, sys.stdout)
@@ -381,6 +476,132 @@ def sessions(
             width = (os.get_terminal_size(sys.stdout.fileno()).columns or 80) if sys.stdout.isatty() else None
             print_renderable(sessions_table(frame, width=width), sys.stdout, width=width or sys.maxsize)
     raise typer.Exit(_exit_code(analysis, strict))
+
+
+DbPath = Annotated[Optional[str], typer.Option(
+    "--db", metavar="PATH", help="The history store. Default: $XDG_DATA_HOME/tlslog/history.db "
+                                 "(~/.local/share/tlslog/history.db).", show_default=False)]
+
+
+def _store_path(db: str | None) -> str:
+    from .store import default_path
+
+    return os.path.expanduser(db) if db is not None else str(default_path())
+
+
+@app.command()
+def ingest(
+    files: Files = None,
+    db: DbPath = None,
+    journal: Journal = False,
+    unit: Unit = None,
+    since: Annotated[Optional[str], typer.Option(
+        metavar="WHEN", help="With --journal: read from then on (passed to journalctl, an hour early: the "
+                             "sessions under way then are read whole).", show_default=False)] = None,
+    jobs: Jobs = 0,
+    year: Year = None,
+    timeout: Timeout = 3600.0,
+    strict: Strict = False,
+    debug: Debug = False,
+) -> None:
+    """Add the sessions of log files (or standard input, or the journal) to the history store.
+
+    Ingesting the same lines again counts nothing twice; a session cut off at the end of one
+    ingest is completed by the next. Reports read the store with --db.
+
+    \b
+    Examples:
+      tlslog ingest /var/log/maillog.1 /var/log/maillog
+      tlslog ingest --journal --since yesterday
+      tlslog report --db ~/.local/share/tlslog/history.db --since last-month --by week
+    """
+    global _debug
+    _debug = debug
+    inputs = _inputs(files, journal, unit, None)
+    rows = _filter(since, None, None, None, None)
+    if since is not None and not journal:
+        raise typer.BadParameter("--since needs --journal (a file is ingested whole)", param_hint="'--since'")
+    path = _store_path(db)
+    with _user_errors():
+        from .analysis import Options
+        from .history import ingest as add
+        from .progress import progress_for
+        from .store import Store
+
+        sources = _journal(inputs, rows, timeout)
+        if sources is None and (not files or "-" in files) and sys.stdin.isatty():
+            typer.echo("tlslog: reading standard input, Ctrl-D to end", err=True)
+        with Store(path, write=True) as store, progress_for(files or []) as progress:
+            result, analysis = add(store, files or [], Options(jobs=jobs, year=year, timeout=timeout), progress,
+                                   sources=sources)
+        for error in analysis.errors:
+            typer.echo(f"tlslog: {error}", err=True)
+        new = sum(1 for _, fresh in result.inputs if fresh)
+        typer.echo(f"tlslog: {path}: {result.lines:,} lines of {len(result.inputs)} input(s) ({new} new): "
+                   f"{result.added:,} sessions added, {result.replaced:,} completed, {result.duplicate:,} already "
+                   f"stored; {result.open_sessions:,} open, to be continued", err=True)
+    raise typer.Exit(_exit_code(analysis, strict))
+
+
+db_app = typer.Typer(help="Look after the history store: what it holds, forget old days.", no_args_is_help=True,
+                     rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+app.add_typer(db_app, name="db")
+
+
+class InfoFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+@db_app.command(name="info")
+def db_info(
+    db: DbPath = None,
+    format: Annotated[InfoFormat, typer.Option("--format", "-f", help="Output format.")] = InfoFormat.table,
+    debug: Debug = False,
+) -> None:
+    """Sessions stored, the days and weeks they cover, ingests and the inputs seen."""
+    global _debug
+    _debug = debug
+    with _user_errors():
+        from .history import info
+        from .render import db_info_text, write_json
+        from .store import Store
+
+        with Store(_store_path(db)) as store:
+            data = info(store)
+        if format is InfoFormat.json:
+            write_json(data, sys.stdout)
+        else:
+            sys.stdout.write(db_info_text(data))
+    raise typer.Exit(EXIT_OK)
+
+
+@db_app.command(name="prune")
+def db_prune(
+    before: Annotated[str, typer.Option(metavar="WHEN", help="Forget the days before this one: 2026-01-01, 90d, "
+                                                             "last-month...")],
+    db: DbPath = None,
+    debug: Debug = False,
+) -> None:
+    """Forget the sessions (and their evidence) of the days before a date."""
+    global _debug
+    _debug = debug
+    import datetime as dt
+
+    from .filters import parse_when
+
+    try:
+        moment = parse_when(before, dt.datetime.now())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--before'") from None
+    with _user_errors():
+        from .history import prune
+        from .store import Store
+
+        with Store(_store_path(db), write=True) as store:
+            done = prune(store, moment)
+        typer.echo(f"tlslog: forgot {done['sessions']:,} sessions of the days before {done['before']}", err=True)
+    raise typer.Exit(EXIT_OK)
 
 
 @app.command()

@@ -10,10 +10,13 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_NO_POSTFIX",
     "EXIT_OK",
+    "EXIT_STORE",
     "EXIT_STRICT",
     "EXIT_USAGE",
     "DamagedInput",
     "InputError",
+    "StoreError",
+    "NoEntries",
     "TlslogError",
 ]
 
@@ -30,6 +33,9 @@ EXIT_STRICT = 4
 EXIT_FAIL_UNDER = 5
 #: The input held no Postfix line at all (an empty or wrong file, the journal of another unit).
 EXIT_NO_POSTFIX = 6
+#: The history store (``--db``) cannot be used: not a tlslog store, read-only, full disk, newer
+#: schema. Nothing stored before is lost.
+EXIT_STORE = 7
 #: A bug in tlslog (an unexpected exception; ``--debug`` shows the traceback).
 EXIT_INTERNAL = 70
 #: Interrupted with Ctrl-C (128 + SIGINT).
@@ -57,3 +63,21 @@ class DamagedInput(InputError):
     """An input read only in part: its lines up to the damage were used."""
 
     exit_code = EXIT_DAMAGED
+
+
+class NoEntries(InputError):
+    """A journal read that printed nothing (wrong unit, no permission): like a file without any
+    Postfix line, exit `EXIT_NO_POSTFIX`, with a message that says where to look."""
+
+    exit_code = EXIT_NO_POSTFIX
+
+
+class StoreError(TlslogError):
+    """The history store cannot be opened or written; a failed write is rolled back."""
+
+    exit_code = EXIT_STORE
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

@@ -94,6 +94,24 @@ def write_json(data: object, out: TextIO) -> None:
     out.write("\n")
 
 
+def db_info_text(data: dict) -> str:
+    """`tlslog db info` for a person: one fact per line, then the inputs."""
+    span = f"{data['first_day']} .. {data['last_day']}" if data["first_day"] else "nothing yet"
+    weeks = data["weeks"]
+    lines = [
+        f"store     {_safe(data['path'])} (schema {data['schema']}, {data['bytes']:,} bytes)",
+        f"sessions  {data['sessions']:,}" + (f" ({data['undated_sessions']:,} without a date)"
+                                             if data["undated_sessions"] else ""),
+        f"days      {span} ({data['days']} days" + (f", weeks {weeks[0]} .. {weeks[-1]}" if weeks else "") + ")",
+        f"ingests   {data['ingests']}" + (f", last {data['last_ingest']}" if data["last_ingest"] else ""),
+        f"open      {data['open_sessions']:,} sessions to be continued by the next ingest",
+        f"inputs    {len(data['inputs'])}",
+    ]
+    lines += [f"  {i['lines']:>12,} lines  {_safe(i['name'])}" + ("" if i["kind"] == "file" else " (stream)")
+              for i in data["inputs"]]
+    return "\n".join(lines) + "\n"
+
+
 _VERDICT_STYLE = {"tls": "green", "plaintext": "red", "tls-failed": "yellow", "unknown": "dim"}
 
 #: Columns of the sessions table in reading order: (field, header, minimum width). A minimum of

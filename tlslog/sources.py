@@ -19,7 +19,7 @@ import re
 import stat
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -40,13 +40,16 @@ _MAGIC = {
 
 @dataclass(frozen=True)
 class Source:
-    """One input: a file path, or standard input when ``path`` is None."""
+    """One input: a file path, standard input when ``path`` is None, or the output of a
+    ``command`` (journalctl: `tlslog.journal`)."""
 
     name: str
     path: Path | None
     compression: str | None = None
     #: a regular file (not a pipe such as ``<(zcat …)``, a FIFO or a device)
     regular: bool = False
+    #: argv of a process whose stdout is the input (read like stdin; run when read)
+    command: tuple[str, ...] | None = None
 
     @property
     def seekable(self) -> bool:
@@ -145,13 +148,18 @@ def _decompressor(kind: str) -> zlib._Decompress | bz2.BZ2Decompressor | lzma.LZ
     return lzma.LZMADecompressor()
 
 
-def read_blocks(source: Source, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
+def read_blocks(source: Source, block_size: int = BLOCK_SIZE) -> Generator[bytes, None, None]:
     """The source's bytes, decompressed, in blocks of at most ``block_size`` bytes.
 
     Streams (stdin, pipes) are sniffed for compression from their first bytes, so
-    ``cat maillog.1.gz | tlslog report`` works too.
+    ``cat maillog.1.gz | tlslog report`` works too. A command's output is read as it is.
     """
     try:
+        if source.command is not None:
+            from .journal import read_command  # the process machinery only when asked for
+
+            yield from read_command(source, block_size)
+            return
         if source.path is None:
             yield from _read_stream(source, sys.stdin.buffer, block_size)
             return
