@@ -107,3 +107,13 @@ def test_the_command_line_choices_are_the_library_ones():
     assert [p.value for p in cli.Period] == list(report.PERIODS)
     assert sorted(d.value for d in cli.Direction) == sorted(filters.DIRECTIONS)
     assert [s.value for s in cli.PeerSort] == list(peers.SORTS)
+
+
+@pytest.mark.parametrize("format", ["table", "json", "csv", "markdown", "html", "prometheus"])
+def test_peers_0_lists_no_peer_in_any_format(format):
+    run = tlslog("report", MONTH, "--peers", "0", "--format", format)
+    assert run.code == EXIT_OK, run.stderr
+    if format == "json":
+        data = json.loads(run.stdout)
+        assert (data["plaintext_peers"], data["downgrades"]) == ({"inbound": [], "outbound": []},
+                                                                {"inbound": [], "outbound": []})

@@ -241,7 +241,7 @@ def plaintext_peers(frame: pd.DataFrame, mask: np.ndarray, limit: int = 10, *,
 
 def peer_table(rows: pd.DataFrame, limit: int = 10) -> list[dict]:
     """The peers with the most rows (ties by name and address), with their counts."""
-    if rows.empty:
+    if rows.empty or limit <= 0:
         return []
     sizes = rows.groupby(["peer_name", "peer_ip"], observed=True, dropna=False, sort=False).size()
     if limit < len(sizes):  # only the peers that can make the top (ties included) are sorted
