@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark tlslog against pflogsumm on the same maillog, in the same run.
 
-    python bench/bench.py MAILLOG [MAILLOG ...] [--runs 3] [--gz] [--before PYTHON] [--json out.json]
+    python bench/bench.py MAILLOG [MAILLOG ...] [--runs 3] [--gz] [--ingest] [--before PYTHON] [--json out.json]
 
 For each file it runs, alternating so that machine drift hits every command alike:
 ``pflogsumm FILE`` (Debian package ``pflogsumm``), ``tlslog report FILE --format json``,
@@ -9,7 +9,8 @@ For each file it runs, alternating so that machine drift hits every command alik
 ``tlslog report FILE.gz`` (compressed once into a temporary directory), and with ``--before
 PYTHON`` the ``tlslog report FILE`` of another installation (the interpreter of its venv, e.g.
 a checkout of the previous release), to measure a change before and after in the same run.
-It prints, per
+With ``--ingest``, also ``tlslog ingest --db STORE FILE`` into a new store each run, and then
+``tlslog report --db STORE`` (which must print the report of the file). It prints, per
 command, the median wall time of ``--runs`` runs (min-max), lines per second, the peak resident
 memory of the largest single process (``wait4`` rusage, as ``/usr/bin/time`` reports it), and
 the ratio to pflogsumm. It also checks that every tlslog variant printed the same JSON.
@@ -42,9 +43,13 @@ class Command:
     rss: list[int] = field(default_factory=list)  # KiB
     outputs: set[str] = field(default_factory=set)
     same_output: bool = True  # must print what every other tlslog variant prints
+    setup: Path | None = None  # a history store to remove before each run (an ingest into a new store)
 
 
 def run_once(cmd: Command) -> None:
+    if cmd.setup is not None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{cmd.setup}{suffix}").unlink(missing_ok=True)
     start = time.perf_counter()
     cat = None
     if cmd.stdin_from is not None:
@@ -71,7 +76,8 @@ def count_lines(path: Path) -> int:
         return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 24), b""))
 
 
-def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path, before: str | None = None) -> dict:
+def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path, before: str | None = None,
+               with_ingest: bool = False) -> dict:
     lines = count_lines(path)
     tlslog = [sys.executable, "-m", "tlslog", "report"]
     commands = []
@@ -92,6 +98,12 @@ def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path, before: str | No
         with path.open("rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
             shutil.copyfileobj(src, dst, 1 << 24)
         commands.append(Command("tlslog report FILE.gz", [*tlslog, str(gz), "--format", "json"]))
+    if with_ingest:
+        store = tmp / "history.db"
+        commands.append(Command("tlslog ingest FILE (new store)", [sys.executable, "-m", "tlslog", "ingest", "--db",
+                                                                  str(store), str(path)], same_output=False,
+                                setup=store))
+        commands.append(Command("tlslog report --db STORE", [*tlslog, "--db", str(store), "--format", "json"]))
     for _ in range(runs):
         for cmd in commands:
             run_once(cmd)
@@ -100,6 +112,7 @@ def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path, before: str | No
         raise SystemExit(f"{path}: tlslog variants printed different reports")
     baseline = statistics.median(commands[0].walls) if commands[0].label.startswith("pflogsumm") else None
     earlier = next((statistics.median(c.walls) for c in commands if c.label.startswith("before:")), None)
+    report = next(statistics.median(c.walls) for c in commands if c.label == "tlslog report FILE")
     rows = []
     for cmd in commands:
         wall = statistics.median(cmd.walls)
@@ -112,6 +125,7 @@ def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path, before: str | No
             "peak_rss_mib": round(max(cmd.rss) / 1024, 1),
             "ratio_to_pflogsumm": round(wall / baseline, 3) if baseline else None,
             "ratio_to_before": round(wall / earlier, 3) if earlier and cmd.label == "tlslog report FILE" else None,
+            "ratio_to_report": round(wall / report, 3) if cmd.label.startswith("tlslog ingest") else None,
         })
     return {"file": str(path), "bytes": path.stat().st_size, "lines": lines, "runs": runs, "results": rows}
 
@@ -127,6 +141,8 @@ def print_table(result: dict) -> None:
         wall = f"{row['wall_s']:.2f} ({row['wall_min_s']:.2f}-{row['wall_max_s']:.2f})"
         print(f"{row['command']:34} {wall:>22} {row['lines_per_s']:>11,} {row['peak_rss_mib']:>13.1f} {ratio:>13}"
               f" {versus:>10}")
+        if row["ratio_to_report"] is not None:
+            print(f"{'':34} {row['ratio_to_report']:.3f} x tlslog report FILE")
 
 
 def main() -> None:
@@ -136,6 +152,7 @@ def main() -> None:
     parser.add_argument("--gz", action="store_true", help="also time a gzip-compressed copy")
     parser.add_argument("--before", metavar="PYTHON",
                         help="also time `PYTHON -m tlslog report FILE` (another installation's interpreter)")
+    parser.add_argument("--ingest", action="store_true", help="also time tlslog ingest (and report --db)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -143,7 +160,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="tlslog-bench-") as tmp:
         for path in args.files:
-            result = bench_file(path.resolve(), args.runs, args.gz, Path(tmp), args.before)
+            result = bench_file(path.resolve(), args.runs, args.gz, Path(tmp), args.before, args.ingest)
             print_table(result)
             results.append(result)
     if args.json:

@@ -278,3 +278,47 @@ def test_a_reader_closed_early_ends_and_reaps_journalctl(fake, tmp_path, stop):
             blocks.throw(KeyboardInterrupt)
     assert _gone(pid)
     assert time.monotonic() - started < 2  # asked to stop (SIGTERM), not killed after the grace period
+
+
+# -- the command line: --journal, --unit, ingest --journal ------------------------------------------
+
+def test_report_journal_reads_like_the_records_file(fake, records):
+    from .conftest import tlslog
+
+    argv = fake(f"cat '{records}'")
+    journal = tlslog("report", "--journal", "--format", "json", "--since", "2026-10-01", "--internal", "none")
+    assert journal.code == 0, journal.stderr
+    assert _argv(argv)[:len(ARGV)] == ARGV and _argv(argv)[len(ARGV)] == "--since"
+    file = json.loads(tlslog("report", str(records), "--format", "json", "--since", "2026-10-01", "--internal",
+                             "none").stdout)
+    data = json.loads(journal.stdout)
+    assert (data["inbound"], data["outbound"], data["lines"]) == (file["inbound"], file["outbound"], file["lines"])
+    assert data["inbound"]["total"] == 308
+
+
+def test_ingest_journal_then_report_from_the_store(fake, records, tmp_path):
+    from .conftest import tlslog
+
+    argv = fake(f"cat '{records}'")
+    db = str(tmp_path / "history.db")
+    run = tlslog("ingest", "--journal", "--unit", "postfix@mx.service", "--db", db)
+    assert run.code == 0, run.stderr
+    assert _argv(argv) == ["-o", "json", "--no-pager", "-u", "postfix@mx.service"]
+    assert "368 sessions added" in run.stderr
+    again = tlslog("ingest", "--journal", "--unit", "postfix@mx.service", "--db", db)
+    assert "0 sessions added, 0 completed, 368 already stored" in again.stderr
+    stored = json.loads(tlslog("report", "--db", db, "--format", "json").stdout)
+    assert stored["inbound"] == json.loads(tlslog("report", str(records), "--format", "json").stdout)["inbound"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("report", "--unit", "postfix.service"), "--unit needs --journal"),
+    (("report", "--journal", "maillog"), "give log files or --journal, not both"),
+    (("ingest", "--since", "7d", "maillog"), "--since needs --journal"),
+])
+def test_journal_options_that_do_not_go_together(args, message):
+    from .conftest import tlslog
+
+    run = tlslog(*args)
+    assert run.code == 2
+    assert message in run.stderr

@@ -46,7 +46,9 @@ Examples:
   tlslog report /var/log/maillog
   tlslog report /var/log/maillog*            (rotated logs, .gz/.bz2/.xz, oldest first)
   zcat maillog.*.gz | tlslog report
-  journalctl -u postfix -o json | tlslog report --format json
+  tlslog report --journal                    (journalctl for postfix@-.service and postfix.service)
+  tlslog report maillog --by week --format html > week.html
+  tlslog ingest /var/log/maillog             (the history store; then: tlslog report --db PATH)
   tlslog sessions maillog --format jsonl > sessions.jsonl
   tlslog unparsed maillog                    (lines tlslog did not understand)
 """
