@@ -56,7 +56,8 @@ def test_version_from_the_console_entry_point():
 def test_help_lists_commands_and_examples():
     run = tlslog("--help")
     assert run.code == 0
-    for text in ("report", "sessions", "unparsed", "zcat maillog.*.gz | tlslog report", "journalctl -u postfix"):
+    for text in ("report", "sessions", "unparsed", "ingest", "db", "zcat maillog.*.gz | tlslog report",
+                 "tlslog report --journal", "--format html"):
         assert text in run.stdout
 
 

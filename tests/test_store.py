@@ -310,3 +310,40 @@ def test_an_older_schema_is_migrated_in_place(tmp_path):
         other = tmp_path / "old.db"
         sqlite3.connect(other).execute(f"PRAGMA application_id = {APPLICATION_ID}").connection.commit()
         Store(other)
+
+
+def _pieces(lines: list[str], folder: Path, seed: int, count: int, overlap: int) -> list[Path]:
+    import random
+
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(lines)), count - 1))
+    paths = []
+    for number, (start, end) in enumerate(zip([0, *cuts], [*cuts, len(lines)])):
+        begin = max(0, start - overlap)
+        while overlap and 0 < begin and lines[begin][:15] == lines[start - 1][:15]:
+            begin -= 1  # an overlapping read begins before the last second read (README, History store)
+        path = folder / f"piece-{number}"
+        path.write_text("".join(lines[begin:end]), encoding="utf-8", errors="surrogateescape")
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("sample", [p.name for p in (SAMPLES / "realpostfix").iterdir() if (p / "maillog").exists()])
+def test_a_real_log_cut_anywhere_and_ingested_piece_by_piece(tmp_path, sample, seed):
+    """Cut at random lines (inside sessions, between a TLS line and its delivery): the store
+    holds what reading the pieces together gives, row for row; read with overlaps, the same
+    sessions and messages."""
+    lines = _lines(SAMPLES / "realpostfix" / sample / "maillog")
+    pieces = _pieces(lines, tmp_path, seed, 4, 0)
+    db = tmp_path / "history.db"
+    for piece in pieces:
+        ingest(db, piece)
+    assert sessions("--db", str(db)) == sessions(*YEAR, *map(str, pieces))
+    overlapping = tmp_path / "overlapping.db"
+    for piece in _pieces(lines, tmp_path, seed, 4, 40):
+        ingest(overlapping, piece)
+    whole = sessions(*YEAR, str(SAMPLES / "realpostfix" / sample / "maillog"))
+    stored = sessions("--db", str(overlapping))
+    for key in ("kind", "messages", "complete"):
+        assert sorted(str(r[key]) for r in stored) == sorted(str(r[key]) for r in whole), key

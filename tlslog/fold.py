@@ -42,6 +42,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import schema
 from .events import (
@@ -223,7 +224,7 @@ class _Conn:
 
 
 #: `Fold.open_state`: {"in": [[key, session state]], "out": [[key, connection state]]}
-OpenState = dict[str, list]
+OpenState = dict[str, Any]
 _TUPLE_SLOTS = frozenset({"key", "peer", "tls", "queue_ids", "sasl"})
 
 

@@ -104,10 +104,12 @@ def ingest(store: Store, args: list[str], options: Options | None = None,
         result = IngestResult(ingest_id, lines=analysis.stats.read)
         ids = _inputs(store, ingest_id, sources, analysis, result)
         names = dict(store.db.execute("SELECT id, name FROM inputs"))
-        rows = _prepare(analysis.sessions, base, ids, names, analysis.source_epochs, resumed)
+        rows, boundary = _prepare(analysis.sessions, base, ids, names, analysis.source_epochs, resumed,
+                                  stored_edge.get("boundary"))
         _add_rows(store, ingest_id, rows, result)
         _add_evidence(store, analysis.evidence, ids, analysis.source_epochs)
         state = _edge(analysis.open_state or {}, base, ids, analysis.source_epochs, rows, options.timeout)
+        state["boundary"] = boundary
         result.open_sessions = len(state["in"])
         store.db.execute("INSERT INTO edge (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = "
                          "excluded.state", (json.dumps(state),))
@@ -168,10 +170,12 @@ def _epoch_shift(source: object, host: object, epochs: dict[str, dict[str | None
 
 
 def _prepare(frame: pd.DataFrame, base: int, ids: dict[str, int], names: dict[int, str],
-             epochs: dict[str, dict[str | None, int]], resumed: dict[int, int]) -> pd.DataFrame:
+             epochs: dict[str, dict[str | None, int]], resumed: dict[int, int],
+             boundary: Boundary | None) -> tuple[pd.DataFrame, Boundary]:
     """The rows as the store keeps them: `STORED` columns (lines counted over the store, epochs
     from each input's start, resumed rows' source named), identity, rank and input.
-    ``resumed``: the identity of each session of the open edge (by its first line)."""
+    ``resumed``: the identity of each session of the open edge (by its first line);
+    ``boundary``: where the last ingest ended (`identities`)."""
     rows = pd.DataFrame({name: frame[name] for name in STORED}, copy=False)
     rows["line"] = rows["line"].to_numpy() + base
     sources = rows["source"].astype(object).to_numpy()
@@ -185,10 +189,10 @@ def _prepare(frame: pd.DataFrame, base: int, ids: dict[str, int], names: dict[in
     if any(isinstance(s, str) and s.startswith(_MARKER) for s in rows["source"].cat.categories):
         rows["source"] = pd.Categorical([names.get(int(i), s) if isinstance(s, str) and s.startswith(_MARKER) else s
                                          for i, s in zip(inputs, sources)])
-    rows[IDENTITY] = identities(rows, resumed)
+    rows[IDENTITY], boundary = identities(rows, resumed, boundary)
     rows[RANK] = rank(rows)
     rows[ALIVE] = np.ones(len(rows), dtype=bool)
-    return rows
+    return rows, boundary
 
 
 def _second(value: float) -> str:
@@ -204,31 +208,94 @@ def _texts(rows: pd.DataFrame, name: str) -> list[str]:
     return ["" if v is None or v is pd.NA or v != v else str(v) for v in rows[name].astype(object)]
 
 
-def identities(rows: pd.DataFrame, resumed: dict[int, int] | None = None) -> np.ndarray:
-    """The 64-bit digest of every row's identity (see the module docstring), in line order:
-    rows with equal keys (two sessions of one process in one second) get their ordinal. A
-    session resumed from the open edge (its first line in ``resumed``) keeps its identity."""
-    resumed = resumed or {}
+#: Per host, the last second an ingest had rows in and how many rows of each identity key it
+#: had then (`identities`): {host: [second, {key digest: count}]}.
+Boundary = dict[str, list]
+
+
+def identities(rows: pd.DataFrame, resumed: dict[int, int] | None = None,
+               boundary: Boundary | None = None) -> tuple[np.ndarray, Boundary]:
+    """The 64-bit digest of every row's identity (see the module docstring), and the new boundary.
+
+    Rows with equal keys (sessions of one process in one second) get their ordinal, in line
+    order. A read that begins in the last second the store has of its host (the ``boundary``)
+    continues that second: its ordinals count on from the stored ones; a read that begins
+    earlier, or that holds a session of that second the store has by a key with a queue id
+    (which no other session has), reads that second again, and counts from 0. A session
+    resumed from the open edge (its first line in ``resumed``) keeps its identity.
+    """
+    resumed, boundary = resumed or {}, boundary or {}
     lines = rows["line"].to_numpy()
     kinds, hosts, services, pids = (_texts(rows, n) for n in ("kind", "host", "service", "pid"))
     peers, queue_ids, recipients, statuses, relays = (_texts(rows, n) for n in (
         "peer_ip", "queue_ids", "recipient", "status", "relay"))
-    starts, ends = rows["start"].to_numpy(), rows["end"].to_numpy()
+    seconds = [_second(s if k == "inbound" else e) for k, s, e in zip(kinds, rows["start"].to_numpy(),
+                                                                       rows["end"].to_numpy())]
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for i, (host, second) in enumerate(zip(hosts, seconds)):
+        if second and not (kinds[i] == "inbound" and int(lines[i]) in resumed):
+            first[host] = min(first.get(host, int(second)), int(second))
+            last[host] = max(last.get(host, int(second)), int(second))
+    keys = [_key(i, kinds, hosts, services, pids, seconds, peers, queue_ids, recipients, statuses, relays)
+            for i in range(len(rows))]
+    again = {hosts[i] for i, key in enumerate(keys) if _unique(key) and hosts[i] in boundary
+             and seconds[i] == str(boundary[hosts[i]][0]) and str(_digest(key)) in boundary[hosts[i]][1]}
+    continued = {host: (int(b[0]), b[1]) for host, b in boundary.items()
+                 if host in first and first[host] >= b[0] and host not in again}
     seen: dict[str, int] = {}
+    places: dict[str, tuple[str, str]] = {}  # key -> (host, second)
     out = np.empty(len(rows), dtype=np.int64)
     for i in np.argsort(lines, kind="stable"):
         if kinds[i] == "inbound" and int(lines[i]) in resumed:
             out[i] = resumed[int(lines[i])]
             continue
-        if kinds[i] == "inbound":
-            first_queue_id = queue_ids[i].partition(" ")[0]
-            key = f"in\0{hosts[i]}\0{services[i]}\0{pids[i]}\0{_second(starts[i])}\0{peers[i]}\0{first_queue_id}"
+        key = keys[i]
+        n = seen.get(key)
+        if n is None:
+            n = 0
+            places[key] = (hosts[i], seconds[i])
+            stored = continued.get(hosts[i])
+            if stored is not None and seconds[i] == str(stored[0]):
+                n = stored[1].get(str(_digest(key)), 0)
         else:
-            key = (f"out\0{hosts[i]}\0{services[i]}\0{pids[i]}\0{queue_ids[i]}\0{recipients[i]}\0"
-                   f"{_second(ends[i])}\0{statuses[i]}\0{relays[i]}")
-        n = seen[key] = seen.get(key, -1) + 1
+            n += 1
+        seen[key] = n
         out[i] = _digest(f"{key}\0{n}" if n else key)
-    return out
+    return out, _boundary(boundary, last, seen, places)
+
+
+def _key(i: int, kinds: list[str], hosts: list[str], services: list[str], pids: list[str], seconds: list[str],
+         peers: list[str], queue_ids: list[str], recipients: list[str], statuses: list[str], relays: list[str]) -> str:
+    """A row's identity key, before its ordinal."""
+    if kinds[i] == "inbound":
+        first_queue_id = queue_ids[i].partition(" ")[0]
+        return f"in\0{hosts[i]}\0{services[i]}\0{pids[i]}\0{seconds[i]}\0{peers[i]}\0{first_queue_id}"
+    return (f"out\0{hosts[i]}\0{services[i]}\0{pids[i]}\0{queue_ids[i]}\0{recipients[i]}\0{seconds[i]}\0"
+            f"{statuses[i]}\0{relays[i]}")
+
+
+def _unique(key: str) -> bool:
+    """Whether a key names one session whatever else happened in its second: it has a queue id."""
+    return not key.endswith("\0") if key.startswith("in\0") else True
+
+
+def _boundary(old: Boundary, last: dict[str, int], seen: dict[str, int],
+              places: dict[str, tuple[str, str]]) -> Boundary:
+    """Each host's last second (this ingest's if later) with the count of each key in it."""
+    new: dict[str, list] = {host: [second, {}] for host, second in last.items()
+                            if host not in old or second >= old[host][0]}
+    for key, n in seen.items():
+        host, second = places[key]
+        entry = new.get(host)
+        if entry is not None and second == str(entry[0]):
+            entry[1][str(_digest(key))] = n + 1
+    merged = {**old}
+    for host, (second, counts) in new.items():
+        if host in old and old[host][0] == second:
+            counts = {k: max(old[host][1].get(k, 0), counts.get(k, 0)) for k in {*old[host][1], *counts}}
+        merged[host] = [second, counts]
+    return merged
 
 
 def processes(rows: pd.DataFrame) -> np.ndarray:
@@ -387,12 +454,7 @@ def load(store: Store, options: Options | None = None, *, since: float | None = 
     frame["source"] = pd.Categorical(inputs.astype(str))  # the stretch's input, for settlement
     evidence = _evidence(store, first, last)
     frame = table.settle(frame, evidence, ordered=options.ordered)
-    names_by_id = dict(store.db.execute("SELECT id, name FROM inputs"))
-    ids, codes = np.unique(inputs, return_inverse=True)
-    name_codes, distinct = pd.factorize(np.array([names_by_id.get(int(i)) for i in ids], dtype=object))
-    frame["source"] = pd.Categorical.from_codes(name_codes[codes.reshape(-1)] if len(ids) else codes,
-                                                dtype=pd.CategoricalDtype(pd.Index(distinct, dtype=object)),
-                                                validate=False)
+    frame["source"] = _input_names(frame["source"].array, dict(store.db.execute("SELECT id, name FROM inputs")))
     stats = LineStats()
     sources = []
     for name, lines in store.db.execute("SELECT name, lines FROM inputs ORDER BY id"):
@@ -403,6 +465,15 @@ def load(store: Store, options: Options | None = None, *, since: float | None = 
         versions.setdefault(host, set()).add(version)
     return Analysis(frame, evidence, stats, sources,
                     postfix_versions={h: tuple(sorted(v)) for h, v in sorted(versions.items())})
+
+
+def _input_names(inputs: pd.Categorical, names: dict[int, str]) -> pd.Categorical:
+    """The ``source`` of settled rows: from the input ids settlement used to each input's name."""
+    by_category = np.array([names.get(int(c)) for c in inputs.categories], dtype=object)
+    codes, distinct = pd.factorize(by_category)
+    mapped = np.append(codes, -1)[inputs.codes]  # a missing input (code -1) stays missing
+    return pd.Categorical.from_codes(mapped, dtype=pd.CategoricalDtype(pd.Index(distinct, dtype=object)),
+                                     validate=False)
 
 
 def _evidence(store: Store, first: int | None, last: int | None) -> Evidence:

@@ -21,7 +21,7 @@ from . import table
 from .accounting import LineStats
 from .classify import Classifier
 from .engine.scan import ChunkResult
-from .fold import DEFAULT_TIMEOUT, Fold, OpenState, Places
+from .fold import DEFAULT_TIMEOUT, EdgeState, Fold, OpenState, Places
 from .settle import Evidence
 from .timestamps import YearClock
 
@@ -67,8 +67,11 @@ class Stitcher:
         self.source_epochs: dict[str, dict[str | None, int]] = {}
         self.keep_open = keep_open
         self.open_state: OpenState | None = None
+        #: keys of the open edge resumed from a previous ingest, until a chunk has lines of them
+        self.resumed: set[tuple] = set()
         if resume:
             self.fold.resume(resume)
+            self.resumed = set(self.fold.inbound) | set(self.fold.outbound)
 
     def add(self, result: ChunkResult, source: str) -> None:
         """Continue with the next chunk's result (``source``: the input it was read from)."""
@@ -90,6 +93,8 @@ class Stitcher:
             self.table.add(rows)
         self.evidence.update(result.evidence, epoch_base)
         fold = self.fold
+        if self.resumed:
+            self._reread(edge)
         for events in edge.heads.values():
             for event in events:
                 fold.feed(event.role, event.kind, event.wall, event.offset, event.line + base, event.key,
@@ -118,6 +123,25 @@ class Stitcher:
             self._versions.setdefault(host, set()).update(versions)
         if result.first_month is not None:
             self.clock = result.clock
+
+    def _reread(self, edge: EdgeState) -> None:
+        """A resumed session or connection whose process's first line here is older than it:
+        this input reads that stretch again (an overlapping read), so the lines before its
+        process's next reset belong to what came before it, not to it: it is dropped (its
+        stored row stays, and the reading of it here, if any, replaces that)."""
+        fold = self.fold
+        for key in [k for k in self.resumed if k in edge.heads or k in edge.settled_in or k in edge.settled_out]:
+            self.resumed.discard(key)
+            events = edge.heads.get(key)
+            first = events[0].wall if events else None
+            if first is None:
+                continue
+            session = fold.inbound.get(key)
+            if session is not None and session.start is not None and first < session.start:
+                del fold.inbound[key]
+            conn = fold.outbound.get(key)
+            if conn is not None and conn.wall is not None and first < conn.wall:
+                del fold.outbound[key]
 
     @property
     def postfix_versions(self) -> dict[str, tuple[str, ...]]:
