@@ -32,6 +32,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -325,7 +326,7 @@ def _add_rows(store: Store, ingest_id: int, rows: pd.DataFrame, result: IngestRe
     days = sorted(int(d) for d in np.unique(rows["day"].to_numpy()))
     olds = []
     for partition, _, _ in store.partitions(days=sorted({d + k for d in days for k in (-1, 0)})):
-        part = store.read_partition(partition, _OLD)
+        part = pd.DataFrame(store.read_partition(partition, _OLD), copy=False)
         alive = part.pop(ALIVE).to_numpy()
         olds.append(_candidates(part.loc[alive], partition, np.flatnonzero(alive), old=True))
     new = _candidates(rows, -1, np.arange(len(rows)), old=False)
@@ -439,16 +440,17 @@ def load(store: Store, options: Options | None = None, *, since: float | None = 
     names = [name for name in STORED if name in wanted]
     first = math.floor(since / 86400) if since is not None else None
     last = math.floor((until - 1e-6) / 86400) if until is not None else None
-    parts, input_parts = [], [np.zeros(0, dtype=np.int32)]
+    parts: list[dict[str, Any]] = []
     for partition, _, _ in store.partitions(first, last):
         part = store.read_partition(partition, (*names, INPUT, ALIVE))
-        alive = part.pop(ALIVE).to_numpy()
-        if not alive.all():
-            part = part.loc[alive].reset_index(drop=True)
-        input_parts.append(part.pop(INPUT).to_numpy())
-        parts.append(part)
-    frame = table.concat(parts) if parts else table.empty(names)
-    inputs = np.concatenate(input_parts)
+        alive = part.pop(ALIVE)
+        parts.append(part if alive.all() else {name: column[alive] for name, column in part.items()})
+    if parts:
+        frame = pd.DataFrame({name: table.join(name, [p[name] for p in parts]) for name in names}, copy=False)
+        inputs = np.concatenate([p[INPUT] for p in parts])
+    else:
+        frame, inputs = table.empty(names), np.zeros(0, dtype=np.int32)
+    del parts
     table.fix_categories(frame)
     table.derive(frame, options.classifier)
     frame["source"] = pd.Categorical(inputs.astype(str))  # the stretch's input, for settlement

@@ -111,38 +111,51 @@ def aggregate(rows: pd.DataFrame, codes: np.ndarray, groups: int) -> dict[str, n
     return out
 
 
-def peer_rows(rows: pd.DataFrame, keys: dict[str, pd.Series | np.ndarray]) -> list[dict]:
+def peer_rows(rows: pd.DataFrame, keys: dict[str, pd.Series | np.ndarray], *, plaintext: bool = False,
+              sort: str = "status", limit: int = 0) -> list[dict]:
     """One row per distinct value of ``keys`` (output field → values aligned with ``rows``;
-    rows whose keys are all missing are one group) with counts, times and status."""
+    rows whose keys are all missing are one group) with counts, times and status, in ``sort``
+    order (``status``: downgrades first, then by plaintext rows), cut to ``limit`` (0: all);
+    ``plaintext`` keeps peers with plaintext rows only. The order and the cut are made on the
+    groups' numbers, so only the rows shown are built (a busy MX has hundreds of thousands)."""
+    if sort not in SORTS:
+        raise ValueError(f"no such sort: {sort!r} (one of {', '.join(SORTS)})")
     if not len(rows):
         return []
     key_frame = pd.DataFrame({name: np.asarray(values, dtype=object) for name, values in keys.items()})
     codes = key_frame.groupby(list(keys), dropna=False, sort=False).ngroup().to_numpy()
     groups = int(codes.max()) + 1
     agg = aggregate(rows, codes, groups)
+    representative = pd.Series(np.arange(len(rows))).groupby(codes).first().to_numpy()
+    labels = {name: [_text(v) for v in key_frame[name].to_numpy()[representative]] for name in keys}
+    chosen = _order(agg, labels, sort, np.flatnonzero(agg["plaintext"] > 0) if plaintext else np.arange(groups))
+    if limit:
+        chosen = chosen[:limit]
     offsets = rows["offset"].to_numpy(dtype=float) if "offset" in rows.columns else np.full(len(rows), np.nan)
     first_offset = pd.Series(offsets).groupby(codes).first().reindex(range(groups)).to_numpy()
-    representative = pd.Series(np.arange(len(rows))).groupby(codes).first().to_numpy()
+    wanted = np.zeros(groups, dtype=bool)
+    wanted[chosen] = True
+    in_chosen = wanted[codes]
     is_tls = (rows["encryption"] == "tls").to_numpy()
-    tls_codes = codes[is_tls]
-    protocols: list[set[str]] = [set() for _ in range(groups)]
-    for code, protocol in set(zip(tls_codes.tolist(), rows["protocol"].astype(object).to_numpy()[is_tls].tolist())):
+    protocols: dict[int, set[str]] = {int(c): set() for c in chosen}
+    versions: dict[int, set[str]] = {int(c): set() for c in chosen}
+    tls_rows = is_tls & in_chosen
+    for code, protocol in set(zip(codes[tls_rows].tolist(), rows["protocol"].astype(object).to_numpy()[tls_rows].tolist())):
         if isinstance(protocol, str):
             protocols[code].add(protocol)
-    versions: list[set[str]] = [set() for _ in range(groups)]
     if "ip_version" in rows.columns:
-        for code, version in set(zip(codes.tolist(), rows["ip_version"].astype(object).tolist())):
+        for code, version in set(zip(codes[in_chosen].tolist(), rows["ip_version"].astype(object).to_numpy()[in_chosen]
+                                     .tolist())):
             if version is not None and version is not pd.NA and version == version:
                 versions[code].add(str(int(version)))
     rank = {t: i for i, t in enumerate(TRUSTS)}
     best = np.full(groups, len(TRUSTS))
     trust_rank = np.array([rank.get(t, len(TRUSTS)) if isinstance(t, str) else len(TRUSTS)
-                           for t in rows["trust"].astype(object).to_numpy()[is_tls]], dtype=int)
-    np.minimum.at(best, tls_codes, trust_rank)
+                           for t in rows["trust"].astype(object).to_numpy()[tls_rows]], dtype=int)
+    np.minimum.at(best, codes[tls_rows], trust_rank)
     out = []
-    for code in range(groups):
-        at = representative[code]
-        row: dict = {name: _text(key_frame.iat[at, i]) for i, name in enumerate(keys)}
+    for code in chosen.tolist():
+        row: dict = {name: labels[name][code] for name in keys}
         tls, plain, failed, unknown = (int(agg[v][code]) for v in ("tls", "plaintext", "tls-failed", "unknown"))
         counted = tls + plain + failed
         offset = first_offset[code]
@@ -160,23 +173,32 @@ def peer_rows(rows: pd.DataFrame, keys: dict[str, pd.Series | np.ndarray]) -> li
     return out
 
 
-def _sort_key(sort: str) -> Callable[[dict], tuple]:
-    def name(row: dict) -> tuple:
-        return tuple(str(row.get(k) or "") for k in ("domain", "peer_name", "peer_ip"))
+def _order(agg: dict[str, np.ndarray], labels: dict[str, list[str | None]], sort: str, groups: np.ndarray) -> np.ndarray:
+    """The groups in ``sort`` order; ties by name (domain, peer name, address)."""
+    empty = [""] * len(next(iter(labels.values())))
+    names = [[v or "" for v in labels.get(k, empty)] for k in ("domain", "peer_name", "peer_ip")]
+    plain = agg["plaintext"]
+    total = agg["tls"] + plain + agg["tls-failed"] + agg["unknown"]
+    counted = agg["tls"] + plain + agg["tls-failed"]
+    coverage = np.where(counted > 0, agg["tls"] / np.maximum(counted, 1), 2.0)
+    status = np.array([STATUSES.index(v) for v in agg["status"]], dtype=int)
+    last = np.nan_to_num(agg["last_seen"], nan=-np.inf)
 
-    if sort == "status":
-        return lambda r: (STATUSES.index(r["status"]), -r["plaintext"], -r["total"], name(r))
-    if sort == "plaintext":
-        return lambda r: (-r["plaintext"], -r["total"], name(r))
-    if sort == "total":
-        return lambda r: (-r["total"], name(r))
-    if sort == "coverage":
-        return lambda r: (2.0 if r["coverage"] is None else r["coverage"], -r["total"], name(r))
-    if sort == "last-seen":
-        return lambda r: ("" if r["last_seen"] is None else r["last_seen"], name(r))
-    if sort == "name":
+    def key(code: int) -> tuple:
+        name = (names[0][code], names[1][code], names[2][code])
+        if sort == "status":
+            return (status[code], -plain[code], -total[code], name)
+        if sort == "plaintext":
+            return (-plain[code], -total[code], name)
+        if sort == "total":
+            return (-total[code], name)
+        if sort == "coverage":
+            return (coverage[code], -total[code], name)
+        if sort == "last-seen":
+            return (last[code], name)
         return name
-    raise ValueError(f"no such sort: {sort!r} (one of {', '.join(SORTS)})")
+
+    return np.array(sorted(groups.tolist(), key=key), dtype=np.int64)
 
 
 def build_peers(frame: pd.DataFrame, *, plaintext: bool = False, limit: int = 0, sort: str = "status",
@@ -184,12 +206,11 @@ def build_peers(frame: pd.DataFrame, *, plaintext: bool = False, limit: int = 0,
     """The peer lists of mail on the wire (external rows), each sorted (``status``: downgrades
     first, then by plaintext rows) and cut to ``limit`` rows (0: all); ``plaintext`` keeps peers
     with plaintext rows only."""
-    key = _sort_key(sort)
     external = frame.loc[(frame["hop"] == "external").to_numpy()]
     inbound = external.loc[(external["kind"] == "inbound").to_numpy()].reset_index(drop=True)
     outbound = external.loc[(external["kind"] != "inbound").to_numpy()].reset_index(drop=True)
-    names_in = inbound["peer_name"].astype(object)
-    domains_in = names_in.map(registered_domain) if len(inbound) else names_in
+    names_in = inbound["peer_name"]
+    domains_in = _registered_domains(names_in)
     keyed: dict[str, tuple[pd.DataFrame, dict]] = {
         "inbound": (inbound, {"peer_name": names_in, "peer_ip": inbound["peer_ip"]}),
         "inbound_ips": (inbound, {"peer_ip": inbound["peer_ip"]}),
@@ -197,12 +218,14 @@ def build_peers(frame: pd.DataFrame, *, plaintext: bool = False, limit: int = 0,
         "outbound_domains": (outbound, {"domain": outbound["recipient_domain"]}),
         "outbound_relays": (outbound, {"peer_name": outbound["peer_name"], "peer_ip": outbound["peer_ip"]}),
     }
-    result = {}
-    for name in lists:
-        rows, keys = keyed[name]
-        listed = peer_rows(rows, keys)
-        if plaintext:
-            listed = [row for row in listed if row["plaintext"]]
-        listed.sort(key=key)
-        result[name] = listed[:limit] if limit else listed
-    return result
+    return {name: peer_rows(keyed[name][0], keyed[name][1], plaintext=plaintext, sort=sort, limit=limit)
+            for name in lists}
+
+
+def _registered_domains(names: pd.Series) -> np.ndarray:
+    """`registered_domain` of every name, worked out once per distinct name."""
+    if not isinstance(names.dtype, pd.CategoricalDtype):
+        return names.astype(object).map(registered_domain).to_numpy(dtype=object)
+    array = names.array
+    domains = np.array([registered_domain(n) for n in array.categories] + [None], dtype=object)
+    return domains[array.codes]

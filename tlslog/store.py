@@ -41,8 +41,9 @@ __all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "STORED", "Store", 
 
 #: ``PRAGMA application_id`` of a tlslog store: "tlsl" in ASCII.
 APPLICATION_ID = 0x746C736C
-#: The columns a partition keeps: the fold's, in table order (the rest is derived on reading).
-STORED: tuple[str, ...] = tuple(name for name in schema.names() if name in ROW)
+#: The columns a partition keeps: the fold's and the peer digest, in table order (roles, hops
+#: and final verdicts depend on a report's options: they are derived on reading).
+STORED: tuple[str, ...] = tuple(name for name in schema.names() if name in ROW or name == "peer_key")
 #: Columns of a partition that are not session-table columns: who the row is, how complete,
 #: whether a later ingest replaced it, and the input (evidence of its stretch) it came from.
 IDENTITY, RANK, ALIVE, INPUT = "_identity", "_rank", "_alive", "_input"
@@ -223,15 +224,15 @@ class Store:
             sql += f" AND day IN ({','.join(str(int(d)) for d in days)})"
         return self.db.execute(sql + " ORDER BY id", args).fetchall()
 
-    def read_partition(self, partition: int, names: Sequence[str]) -> pd.DataFrame:
-        """Those columns of one partition (all of its rows, dead ones too)."""
+    def read_partition(self, partition: int, names: Sequence[str]) -> dict[str, Any]:
+        """Those columns of one partition as arrays (all of its rows, dead ones too)."""
         marks = ",".join("?" * len(names))
         found = {name: (data, extra) for name, data, extra in self.db.execute(
             f"SELECT name, data, extra FROM blocks WHERE partition = ? AND name IN ({marks})", (partition, *names))}
         missing = set(names) - set(found)
         if missing:
             raise StoreError(self.path, f"partition {partition} lacks {', '.join(sorted(missing))} (damaged store?)")
-        return pd.DataFrame({name: decode(name, *found[name]) for name in names}, copy=False)
+        return {name: decode(name, *found[name]) for name in names}
 
     def kill(self, partition: int, rows: np.ndarray) -> None:
         """Mark rows of a partition as replaced by a later ingest."""
@@ -298,7 +299,7 @@ def decode(name: str, data: bytes, extra: bytes | None) -> Any:
         values = json.loads(raw)
         array = np.empty(len(values), dtype=object)
         array[:] = values
-        return pd.Series(array, dtype=object)
+        return array
     if kind == "float64":
         return np.frombuffer(raw, dtype=np.float64)
     if kind == "bool":

@@ -11,7 +11,7 @@ and ``evidence`` columns. Nothing here decides a verdict.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from functools import lru_cache
 from operator import itemgetter
@@ -24,7 +24,7 @@ from .classify import Classifier
 from .fold import ROW
 from .settle import PENDING, Evidence, decisions
 
-__all__ = ["Accumulator", "derive", "fix_categories", "empty", "partition", "settle"]
+__all__ = ["Accumulator", "derive", "fix_categories", "join", "empty", "partition", "settle"]
 
 _INDEX = {name: i for i, name in enumerate(ROW)}
 _NULLABLE_INT = {"int8": "Int8", "int16": "Int16", "int32": "Int32", "int64": "Int64"}
@@ -131,28 +131,18 @@ def partition(rows: list[tuple], wanted: Wanted = None, classifier: Classifier =
 
 
 def _derive(name: str, rows: list[tuple], classifier: Classifier) -> list[Any]:
-    """A derived column of the fold's rows."""
-    return derived(name, {n: map(itemgetter(_INDEX[n]), rows) for n in _DERIVED_FROM[name]}, len(rows), classifier)
-
-
-#: What each derived column is computed from.
-_DERIVED_FROM = {"peer_key": ("peer_name", "peer_ip"), "role": ("kind", "service"),
-                 "hop": ("kind", "service", "peer_ip", "relay")}
-
-
-def derived(name: str, inputs: dict[str, Any], count: int, classifier: Classifier) -> list[Any]:
-    """A derived column from the columns `_DERIVED_FROM` names (iterables of ``count`` values),
-    each rule applied once per distinct input: for the fold's rows and for the history store's."""
+    """A derived column of the fold's rows, each rule applied once per distinct input."""
+    kinds, services = map(itemgetter(_INDEX["kind"]), rows), map(itemgetter(_INDEX["service"]), rows)
     if name == "peer_key":
         keys: dict[tuple, int] = {}
-        pairs = zip(inputs["peer_name"], inputs["peer_ip"])
+        pairs = zip(map(itemgetter(_INDEX["peer_name"]), rows), map(itemgetter(_INDEX["peer_ip"]), rows))
         return [keys.get(k) or keys.setdefault(k, peer_key(*k)) for k in pairs]
-    kinds, services = inputs["kind"], inputs["service"]
     if name == "role":
         roles: dict[tuple[str, str], str] = {}
         return [roles.get(k) or roles.setdefault(k, classifier.role(*k)) for k in zip(kinds, services)]
+    peers, relays = map(itemgetter(_INDEX["peer_ip"]), rows), map(itemgetter(_INDEX["relay"]), rows)
     if not classifier.hops:
-        return ["external"] * count
+        return ["external"] * len(rows)
     hops: dict[tuple, str] = {}
 
     def hop(key: tuple) -> str:
@@ -161,22 +151,35 @@ def derived(name: str, inputs: dict[str, Any], count: int, classifier: Classifie
             kind == "outbound" and classifier.internal_relay(relay))
         return hops.setdefault(key, "internal" if inside else "external")
 
-    return [hops.get(k) or hop(k) for k in zip(kinds, services, inputs["peer_ip"], inputs["relay"])]
+    return [hops.get(k) or hop(k) for k in zip(kinds, services, peers, relays)]
 
 
 def derive(frame: pd.DataFrame, classifier: Classifier = DEFAULT_CLASSIFIER) -> None:
-    """Add the `DERIVED` columns to a table that has the columns they come from (the history
-    store's rows): computed once per distinct combination of those columns' values."""
-    for name in DERIVED:
-        sources = _DERIVED_FROM[name]
-        codes = [frame[s].cat.codes.to_numpy().astype(np.int64) + 1 for s in sources]
-        key = np.zeros(len(frame), dtype=np.int64)
-        for c, s in zip(codes, sources):
-            key = key * (len(frame[s].cat.categories) + 1) + c
-        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        inputs = {s: [_none(v) for v in frame[s].iloc[first].astype(object)] for s in sources}
-        values = _object_array(derived(name, inputs, len(first), classifier))
-        frame[name] = _column(name, list(values[inverse.reshape(-1)]) if len(first) else [])
+    """Add the `DERIVED` columns a table lacks (the history store's rows), from the columns they
+    come from: each rule applied once per category of each column, then combined on codes."""
+    kinds = frame["kind"].to_numpy() == "outbound" if len(frame) else np.zeros(0, dtype=bool)
+
+    def per_category(name: str, rule: Callable[[Any], bool]) -> np.ndarray:
+        array = frame[name].array
+        values = np.array([rule(v) for v in array.categories], dtype=bool)
+        return np.append(values, rule(None))[array.codes]  # code -1 (missing) picks the appended value
+
+    services = frame["service"].array
+    order = list(_FIXED["role"].categories)
+    roles = np.array([[order.index(classifier.role(kind, v)) for v in services.categories] + [0]
+                      for kind in ("inbound", "outbound")], dtype=np.int8)  # (service is never missing)
+    frame["role"] = pd.Categorical.from_codes(roles[kinds.astype(np.int8), services.codes], dtype=_FIXED["role"],
+                                              validate=False)
+    if classifier.hops:
+        inside = (per_category("service", classifier.internal_service) | per_category("peer_ip", classifier.internal_peer)
+                  | (kinds & per_category("relay", classifier.internal_relay)))
+    else:
+        inside = np.zeros(len(frame), dtype=bool)
+    frame["hop"] = pd.Categorical.from_codes(inside.astype(np.int8), dtype=_FIXED["hop"], validate=False)
+    if "peer_key" not in frame.columns:
+        pairs = zip(frame["peer_name"].astype(object).map(_none), frame["peer_ip"].astype(object).map(_none))
+        keys: dict[tuple, int] = {}
+        frame["peer_key"] = np.array([keys.get(k) or keys.setdefault(k, peer_key(*k)) for k in pairs], dtype=np.int64)
 
 
 def peer_key(name: str | None, address: str | None) -> int:
@@ -224,19 +227,21 @@ def concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
         return parts.pop().reset_index(drop=True)
     data: dict[str, object] = {}
     for name in list(parts[0].columns):
-        columns = [p.pop(name) for p in parts]
-        first = columns[0]
-        if isinstance(first.dtype, pd.CategoricalDtype):
-            data[name] = _union([c.array for c in columns])
-        elif schema.column(name).kind == "text":
-            data[name] = pd.Series(np.concatenate([c.to_numpy(dtype=object) for c in columns]), dtype=object)
-        elif isinstance(first.dtype, pd.api.extensions.ExtensionDtype):
-            data[name] = type(first.array)._concat_same_type([c.array for c in columns])
-        else:
-            data[name] = np.concatenate([c.to_numpy() for c in columns])
-        del columns, first
+        data[name] = join(name, [p.pop(name).array for p in parts])
     parts.clear()
     return pd.DataFrame(data, copy=False)
+
+
+def join(name: str, columns: list[Any]) -> Any:
+    """One column's parts (arrays of one dtype) one after another; categories unioned."""
+    first = columns[0]
+    if isinstance(first, pd.Categorical):
+        return _union(columns)
+    if schema.column(name).kind == "text":
+        return pd.Series(np.concatenate([np.asarray(c, dtype=object) for c in columns]), dtype=object)
+    if isinstance(first, pd.api.extensions.ExtensionArray) and not isinstance(first, pd.arrays.NumpyExtensionArray):
+        return type(first)._concat_same_type(columns)
+    return np.concatenate([np.asarray(c) for c in columns])
 
 
 class Accumulator:
