@@ -444,15 +444,20 @@ def load(store: Store, options: Options | None = None, *, since: float | None = 
     for partition, _, _ in store.partitions(first, last):
         part = store.read_partition(partition, (*names, INPUT, ALIVE))
         alive = part.pop(ALIVE)
-        parts.append(part if alive.all() else {name: column[alive] for name, column in part.items()})
+        part = pd.DataFrame(part if alive.all() else {name: column[alive] for name, column in part.items()}, copy=False)
+        table.fix_categories(part)
+        table.derive(part, options.classifier)  # (hops need every address; a projection then drops most)
+        if isinstance(options.columns, schema.Projection):
+            table.prune_peers(part, options.columns)
+        parts.append({name: part[name].array for name in part.columns})
     if parts:
-        frame = pd.DataFrame({name: table.join(name, [p[name] for p in parts]) for name in names}, copy=False)
-        inputs = np.concatenate([p[INPUT] for p in parts])
+        frame = pd.DataFrame({name: table.join(name, [p[name] for p in parts]) for name in parts[0]}, copy=False)
     else:
-        frame, inputs = table.empty(names), np.zeros(0, dtype=np.int32)
+        frame = table.empty(names)
+        table.derive(frame, options.classifier)
+        frame[INPUT] = np.zeros(0, dtype=np.int32)
     del parts
-    table.fix_categories(frame)
-    table.derive(frame, options.classifier)
+    inputs = frame.pop(INPUT).to_numpy()
     frame["source"] = pd.Categorical(inputs.astype(str))  # the stretch's input, for settlement
     evidence = _evidence(store, first, last)
     frame = table.settle(frame, evidence, ordered=options.ordered)

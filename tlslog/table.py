@@ -24,7 +24,7 @@ from .classify import Classifier
 from .fold import ROW
 from .settle import PENDING, Evidence, decisions
 
-__all__ = ["Accumulator", "derive", "fix_categories", "join", "empty", "partition", "settle"]
+__all__ = ["Accumulator", "derive", "fix_categories", "join", "prune_peers", "empty", "partition", "settle"]
 
 _INDEX = {name: i for i, name in enumerate(ROW)}
 _NULLABLE_INT = {"int8": "Int8", "int16": "Int16", "int32": "Int32", "int64": "Int64"}
@@ -182,6 +182,34 @@ def derive(frame: pd.DataFrame, classifier: Classifier = DEFAULT_CLASSIFIER) -> 
         frame["peer_key"] = np.array([keys.get(k) or keys.setdefault(k, peer_key(*k)) for k in pairs], dtype=np.int64)
 
 
+def prune_peers(frame: pd.DataFrame, projection: schema.Projection) -> None:
+    """Drop the peer names and addresses a `Projection` does not read (as `partition` does for
+    the fold's rows), so that a table read back (the history store's) is as small."""
+    if projection.peer_verdicts is None or "peer_name" not in frame.columns or not len(frame):
+        return
+    keep = (frame["fold_encryption"].isin(list(projection.peer_verdicts))
+            | frame["protocol"].isin(list(projection.peer_protocols))).to_numpy().copy()
+    if projection.peer_weak:
+        tls = np.flatnonzero((frame["fold_encryption"] == "tls").to_numpy() & ~keep)
+        if len(tls):
+            protocol, cipher = frame["protocol"].array, frame["cipher"].array
+            bits = frame["cipher_bits"].to_numpy(dtype=float, na_value=np.nan)[tls]
+            bits_code = np.clip(np.nan_to_num(bits, nan=-1), -1, 1 << 20).astype(np.int64) + 1
+            combos = ((protocol.codes[tls].astype(np.int64) + 1) * (len(cipher.categories) + 1)
+                      + cipher.codes[tls] + 1) * ((1 << 20) + 2) + bits_code  # one number per combination
+            unique, first, inverse = np.unique(combos, return_index=True, return_inverse=True)
+            weak = strength.Weakness()
+            rows = tls[first]
+            flags = np.array([bool(weak(_none(p), _none(c), _none(b))) for p, c, b in zip(
+                frame["protocol"].iloc[rows].astype(object), frame["cipher"].iloc[rows].astype(object),
+                frame["cipher_bits"].iloc[rows].astype(object))], dtype=bool)
+            keep[tls[flags[inverse.reshape(-1)]]] = True
+    for name in ("peer_name", "peer_ip"):
+        array = frame[name].array
+        codes = np.where(keep, array.codes, -1)
+        frame[name] = pd.Categorical.from_codes(codes, dtype=array.dtype, validate=False).remove_unused_categories()
+
+
 def peer_key(name: str | None, address: str | None) -> int:
     """A stable 64-bit digest of a peer (the same in every worker process, unlike `hash`)."""
     digest = hashlib.blake2b(f"{name or ''}\0{address or ''}".encode("utf-8", "surrogateescape"), digest_size=8)
@@ -232,12 +260,15 @@ def concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)
 
 
+_TEXT = frozenset(c.name for c in schema.SESSION if c.kind == "text")
+
+
 def join(name: str, columns: list[Any]) -> Any:
     """One column's parts (arrays of one dtype) one after another; categories unioned."""
     first = columns[0]
     if isinstance(first, pd.Categorical):
         return _union(columns)
-    if schema.column(name).kind == "text":
+    if name in _TEXT:
         return pd.Series(np.concatenate([np.asarray(c, dtype=object) for c in columns]), dtype=object)
     if isinstance(first, pd.api.extensions.ExtensionArray) and not isinstance(first, pd.arrays.NumpyExtensionArray):
         return type(first)._concat_same_type(columns)
