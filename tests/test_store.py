@@ -171,22 +171,21 @@ def test_the_same_day_from_the_journal_and_from_a_file_counts_once(tmp_path):
     assert f"0 sessions added, 0 completed, {rows:,} already stored" in syslog
 
 
-def test_reports_from_the_store_take_filters_and_prune_forgets_whole_days(tmp_path, days):
+def test_reports_from_the_store_take_filters_and_prune_forgets_whole_days(tmp_path):
     db = tmp_path / "history.db"
-    for day in days:
-        ingest(db, day)
+    ingest(db, MONTH)  # one ingest, one partition per day
     week = ("--since", "2024-12-02", "--until", "2024-12-09")
-    assert report("--db", str(db), *week)["mx"] == report(*YEAR, *map(str, days), *week)["mx"]
+    assert report("--db", str(db), *week)["mx"] == report(*YEAR, str(MONTH), *week)["mx"]
     peers = tlslog("peers", "--db", str(db), "--format", "json", "--plaintext")
-    assert json.loads(peers.stdout) == json.loads(tlslog("peers", *YEAR, *map(str, days), "--format", "json",
+    assert json.loads(peers.stdout) == json.loads(tlslog("peers", *YEAR, str(MONTH), "--format", "json",
                                                          "--plaintext").stdout)
     pruned = tlslog("db", "prune", "--db", str(db), "--before", "2024-12-09")
     assert pruned.code == EXIT_OK
-    before = len(sessions(*YEAR, *map(str, days), "--until", "2024-12-09"))
+    before = len(sessions(*YEAR, str(MONTH), "--until", "2024-12-09"))
     assert before == 1_329
     assert pruned.stderr == f"tlslog: forgot {before:,} sessions of the days before 2024-12-09\n"
     after = report("--db", str(db))
-    since = report(*YEAR, *map(str, days), "--since", "2024-12-09")
+    since = report(*YEAR, str(MONTH), "--since", "2024-12-09")
     assert after["periods"] == since["periods"]
     assert [p["period"] for p in after["periods"]] == ["2024-W50", "2024-W51", "2024-W52"]
 
@@ -328,8 +327,13 @@ def _pieces(lines: list[str], folder: Path, seed: int, count: int, overlap: int)
     return paths
 
 
+#: In the default run: connection caching, TLS log levels mixed, host names and SASL; the others with -m slow.
+_QUICK = ("conncache", "e2e-mixed", "hostnames-sasl")
+
+
 @pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)])
-@pytest.mark.parametrize("sample", [p.name for p in (SAMPLES / "realpostfix").iterdir() if (p / "maillog").exists()])
+@pytest.mark.parametrize("sample", [p.name if p.name in _QUICK else pytest.param(p.name, marks=pytest.mark.slow)
+                                    for p in sorted((SAMPLES / "realpostfix").iterdir()) if (p / "maillog").exists()])
 def test_a_real_log_cut_anywhere_and_ingested_piece_by_piece(tmp_path, sample, seed):
     """Cut at random lines (inside sessions, between a TLS line and its delivery): the store
     holds what reading the pieces together gives, row for row; read with overlaps, the same
