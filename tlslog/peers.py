@@ -122,12 +122,9 @@ def peer_rows(rows: pd.DataFrame, keys: dict[str, pd.Series | np.ndarray], *, pl
         raise ValueError(f"no such sort: {sort!r} (one of {', '.join(SORTS)})")
     if not len(rows):
         return []
-    key_frame = pd.DataFrame({name: np.asarray(values, dtype=object) for name, values in keys.items()})
-    codes = key_frame.groupby(list(keys), dropna=False, sort=False).ngroup().to_numpy()
-    groups = int(codes.max()) + 1
+    codes, representative, labels = _groups(keys)
+    groups = len(representative)
     agg = aggregate(rows, codes, groups)
-    representative = pd.Series(np.arange(len(rows))).groupby(codes).first().to_numpy()
-    labels = {name: [_text(v) for v in key_frame[name].to_numpy()[representative]] for name in keys}
     chosen = _order(agg, labels, sort, np.flatnonzero(agg["plaintext"] > 0) if plaintext else np.arange(groups))
     if limit:
         chosen = chosen[:limit]
@@ -171,6 +168,27 @@ def peer_rows(rows: pd.DataFrame, keys: dict[str, pd.Series | np.ndarray], *, pl
         )
         out.append(row)
     return out
+
+
+def _groups(keys: dict[str, pd.Series | np.ndarray]) -> tuple[np.ndarray, np.ndarray, dict[str, list[str | None]]]:
+    """The group of each row (numbered in order of first appearance; a missing value is a value),
+    each group's first row, and its key values: on category codes, never hashing text per row."""
+    parts = []
+    for values in keys.values():
+        if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+            parts.append(np.asarray(values.array.codes, dtype=np.int64) + 1)  # type: ignore[union-attr]
+        else:
+            parts.append(pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)[0].astype(np.int64))
+    combined = np.zeros(len(parts[0]), dtype=np.int64)
+    for part in parts:
+        combined = combined * (int(part.max()) + 1 if len(part) else 1) + part
+    codes, _ = pd.factorize(combined)
+    representative = np.full(int(codes.max()) + 1, len(codes))
+    np.minimum.at(representative, codes, np.arange(len(codes)))
+    labels = {name: [_text(v) for v in (values.iloc[representative].astype(object) if isinstance(values, pd.Series)
+                                        else np.asarray(values, dtype=object)[representative])]
+              for name, values in keys.items()}
+    return codes, representative, labels
 
 
 def _order(agg: dict[str, np.ndarray], labels: dict[str, list[str | None]], sort: str, groups: np.ndarray) -> np.ndarray:
