@@ -218,3 +218,22 @@ def test_markdown_and_csv_cells():
     assert markdown_cell("<script>") == "\\<script\\>"
     assert [csv_cell(v) for v in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "ok", 5, -3.5)] == [
         "'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tx", "ok", 5, -3.5]
+
+
+@pytest.mark.parametrize("sort", ["status", "plaintext", "total", "coverage", "last-seen", "name"])
+@pytest.mark.parametrize("limit", [1, 3, 7, 40])
+def test_a_limit_gives_the_first_rows_of_the_whole_order(sort, limit):
+    """The order is cut on the groups' numbers before names are sorted: the same rows as
+    sorting everything, ties at the cut included (many groups share their numbers here)."""
+    import numpy as np
+
+    from tlslog.peers import STATUSES, _order
+
+    rng = np.random.default_rng(limit)
+    n = 200
+    agg = {v: rng.integers(0, 3, n) for v in ("tls", "plaintext", "tls-failed", "unknown")}
+    agg["status"] = rng.choice(np.array(STATUSES, dtype=object), n)
+    agg["last_seen"] = np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 5, n).astype(float))
+    labels = {"peer_name": [f"host{i % 17}" for i in range(n)], "peer_ip": [f"192.0.2.{i % 13}" for i in range(n)]}
+    groups = np.arange(n)
+    assert _order(agg, labels, sort, groups, limit).tolist() == _order(agg, labels, sort, groups)[:limit].tolist()

@@ -125,9 +125,8 @@ def peer_rows(rows: pd.DataFrame, keys: dict[str, pd.Series | np.ndarray], *, pl
     codes, representative, labels = _groups(keys)
     groups = len(representative)
     agg = aggregate(rows, codes, groups)
-    chosen = _order(agg, labels, sort, np.flatnonzero(agg["plaintext"] > 0) if plaintext else np.arange(groups))
-    if limit:
-        chosen = chosen[:limit]
+    chosen = _order(agg, labels, sort, np.flatnonzero(agg["plaintext"] > 0) if plaintext else np.arange(groups),
+                    limit)
     offsets = rows["offset"].to_numpy(dtype=float) if "offset" in rows.columns else np.full(len(rows), np.nan)
     first_offset = pd.Series(offsets).groupby(codes).first().reindex(range(groups)).to_numpy()
     wanted = np.zeros(groups, dtype=bool)
@@ -191,32 +190,38 @@ def _groups(keys: dict[str, pd.Series | np.ndarray]) -> tuple[np.ndarray, np.nda
     return codes, representative, labels
 
 
-def _order(agg: dict[str, np.ndarray], labels: dict[str, list[str | None]], sort: str, groups: np.ndarray) -> np.ndarray:
-    """The groups in ``sort`` order; ties by name (domain, peer name, address)."""
-    empty = [""] * len(next(iter(labels.values())))
-    names = [[v or "" for v in labels.get(k, empty)] for k in ("domain", "peer_name", "peer_ip")]
+def _order(agg: dict[str, np.ndarray], labels: dict[str, list[str | None]], sort: str, groups: np.ndarray,
+           limit: int = 0) -> np.ndarray:
+    """The groups in ``sort`` order, ties by name (domain, peer name, address), the first
+    ``limit`` of them (0: all). With a limit, only the groups that can make it by their
+    numbers (ties included) are sorted by name."""
     plain = agg["plaintext"]
     total = agg["tls"] + plain + agg["tls-failed"] + agg["unknown"]
     counted = agg["tls"] + plain + agg["tls-failed"]
-    coverage = np.where(counted > 0, agg["tls"] / np.maximum(counted, 1), 2.0)
-    status = np.array([STATUSES.index(v) for v in agg["status"]], dtype=int)
-    last = np.nan_to_num(agg["last_seen"], nan=-np.inf)
-
-    def key(code: int) -> tuple:
-        name = (names[0][code], names[1][code], names[2][code])
-        if sort == "status":
-            return (status[code], -plain[code], -total[code], name)
-        if sort == "plaintext":
-            return (-plain[code], -total[code], name)
-        if sort == "total":
-            return (-total[code], name)
-        if sort == "coverage":
-            return (coverage[code], -total[code], name)
-        if sort == "last-seen":
-            return (last[code], name)
-        return name
-
-    return np.array(sorted(groups.tolist(), key=key), dtype=np.int64)
+    numbers: list[np.ndarray] = {  # the numeric part of each order, most significant first
+        "status": lambda: [np.array([STATUSES.index(v) for v in agg["status"]]), -plain, -total],
+        "plaintext": lambda: [-plain, -total],
+        "total": lambda: [-total],
+        "coverage": lambda: [np.where(counted > 0, agg["tls"] / np.maximum(counted, 1), 2.0), -total],
+        "last-seen": lambda: [np.nan_to_num(agg["last_seen"], nan=-np.inf)],
+        "name": lambda: [],
+    }[sort]()
+    if limit and numbers and len(groups) > limit:
+        keys = np.stack([n[groups] for n in numbers]).astype(float)
+        ranked = groups[np.lexsort(keys[::-1])]
+        last = np.stack([n[ranked[limit - 1]] for n in numbers]).astype(float)
+        cut = np.stack([n[ranked] for n in numbers]).astype(float)
+        beyond = np.zeros(len(ranked), dtype=bool)  # strictly after the limit-th group's numbers
+        decided = np.zeros(len(ranked), dtype=bool)
+        for column, bound in zip(cut, last):
+            beyond |= ~decided & (column > bound)
+            decided |= column != bound
+        groups = ranked[~beyond]
+    empty = [""] * len(next(iter(labels.values())))
+    names = [[v or "" for v in labels.get(k, empty)] for k in ("domain", "peer_name", "peer_ip")]
+    ordered = sorted(groups.tolist(), key=lambda code: (*(n[code] for n in numbers),
+                                                        names[0][code], names[1][code], names[2][code]))
+    return np.array(ordered[:limit] if limit else ordered, dtype=np.int64)
 
 
 def build_peers(frame: pd.DataFrame, *, plaintext: bool = False, limit: int = 0, sort: str = "status",
