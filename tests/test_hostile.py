@@ -211,9 +211,15 @@ def _unread(pipe) -> int:  # noqa: ANN001
     return struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0" * 4))[0]
 
 
+def _ctrl_c_delivered() -> None:
+    """A shell without job control starts background jobs with SIGINT ignored, and Python then
+    keeps it ignored: give the child the terminal's default, as Ctrl-C finds it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupt_exits_130_with_one_line():
     proc = subprocess.Popen([sys.executable, "-m", "tlslog", "report"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, preexec_fn=_ctrl_c_delivered)
     proc.stdin.write(LOG.read_bytes())  # type: ignore[union-attr]
     proc.stdin.flush()  # type: ignore[union-attr]  # stdin stays open: tlslog waits for more
     deadline = time.monotonic() + 30
