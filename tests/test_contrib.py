@@ -41,7 +41,7 @@ def _keys(unit: Path) -> dict[str, list[str]]:
 
 def test_the_services_run_as_tlslog_hardened_with_the_history_in_the_state_directory():
     ingest, weekly = (_keys(CONTRIB / f"tlslog-{name}.service") for name in ("ingest", "weekly"))
-    assert ingest["ExecStart"] == [f"/usr/local/bin/tlslog ingest --journal --since yesterday --db {DB}"]
+    assert ingest["ExecStart"] == [f"/usr/local/bin/tlslog ingest --journal --db {DB}"]
     assert weekly["ExecStart"] == [f"/usr/local/bin/tlslog-weekly-mail -d {DB} -f 90 postmaster"]
     assert ingest["SupplementaryGroups"] == ["systemd-journal adm"]
     for keys in (ingest, weekly):
@@ -92,7 +92,7 @@ def test_the_cron_lines_parse():
         assert fields[5] == "tlslog"
         assert "%" not in fields[6]  # cron would make it a newline
         jobs.append(fields[6])
-    assert jobs == [f"tlslog ingest --journal --since yesterday --db {DB}",
+    assert jobs == [f"tlslog ingest --journal --db {DB}",
                     f"tlslog-weekly-mail -d {DB} -f 90 postmaster"]
 
 

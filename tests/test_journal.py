@@ -322,3 +322,49 @@ def test_journal_options_that_do_not_go_together(args, message):
     run = tlslog(*args)
     assert run.code == 2
     assert message in run.stderr
+
+
+def test_ingest_journal_goes_on_after_the_cursor_the_store_keeps(tmp_path, monkeypatch, records):
+    """journalctl --cursor-file, faked: it prints the records after the cursor in the file and
+    writes the last one's. Each ingest reads only what is new; the store ends with every session."""
+    from .conftest import tlslog
+
+    lines = records.read_text().splitlines()
+    journal = tmp_path / "journal.json"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "journalctl"
+    script.write_text(f"""#!{sys.executable}
+import json, sys
+argv = sys.argv[1:]
+open({str(tmp_path / "argv")!r}, "a").write(" ".join(argv) + "\\n")
+path = next(a.split("=", 1)[1] for a in argv if a.startswith("--cursor-file="))
+after = open(path).read().strip() if __import__("os").path.exists(path) else ""
+records = [json.loads(l) for l in open({str(journal)!r})]
+start = next((i + 1 for i, r in enumerate(records) if r["__CURSOR"] == after), 0)
+for r in records[start:]:
+    print(json.dumps(r))
+if records[start:]:
+    open(path, "w").write(records[-1]["__CURSOR"])
+""")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    def write(upto: int) -> None:
+        journal.write_text("".join(json.dumps({**json.loads(line), "__CURSOR": f"c{i}"}) + "\n"
+                                   for i, line in enumerate(lines[:upto])))
+
+    db = str(tmp_path / "history.db")
+    write(1000)
+    first = tlslog("ingest", "--journal", "--db", db)
+    assert first.code == 0, first.stderr
+    assert first.stderr.startswith(f"tlslog: {db}: 1,000 lines of 1 input(s)")
+    write(len(lines))
+    second = tlslog("ingest", "--journal", "--db", db)
+    assert second.code == 0, second.stderr
+    assert second.stderr.startswith(f"tlslog: {db}: {len(lines) - 1000:,} lines of 1 input(s)")
+    assert [line.split()[-1].startswith("--cursor-file=") for line in (tmp_path / "argv").read_text().splitlines()] \
+        == [True, True]
+    stored = json.loads(tlslog("report", "--db", db, "--format", "json", "--internal", "none").stdout)
+    whole = json.loads(tlslog("report", str(records), "--format", "json", "--internal", "none").stdout)
+    assert (stored["inbound"], stored["outbound"]) == (whole["inbound"], whole["outbound"])

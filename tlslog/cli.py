@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from dataclasses import dataclass
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional, TextIO
 
 import typer
@@ -31,11 +33,12 @@ from .errors import (
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from .sources import Source
     from .analysis import Analysis
-    from .filters import Filter
     from .classify import Classifier
+    from .filters import Filter
+    from .history import Cursor
     from .schema import Projection
+    from .sources import Source
 
 HELP = """\
 How much of your mail crosses the wire encrypted? tlslog reads Postfix logs and tells, for
@@ -499,7 +502,9 @@ def ingest(
     unit: Unit = None,
     since: Annotated[Optional[str], typer.Option(
         metavar="WHEN", help="With --journal: read from then on (passed to journalctl, an hour early: the "
-                             "sessions under way then are read whole).", show_default=False)] = None,
+                             "sessions under way then are read whole). Without it, --journal goes on after the "
+                             "last entry the store took (journalctl's cursor, kept in the store).",
+        show_default=False)] = None,
     jobs: Jobs = 0,
     year: Year = None,
     timeout: Timeout = 3600.0,
@@ -530,12 +535,14 @@ def ingest(
         from .progress import progress_for
         from .store import Store
 
-        sources = _journal(inputs, rows, timeout)
-        if sources is None and (not files or "-" in files) and sys.stdin.isatty():
-            typer.echo("tlslog: reading standard input, Ctrl-D to end", err=True)
-        with Store(path, write=True) as store, progress_for(files or []) as progress:
+        with contextlib.ExitStack() as stack:
+            sources, cursor = _ingest_sources(inputs, rows, timeout, stack)
+            if sources is None and (not files or "-" in files) and sys.stdin.isatty():
+                typer.echo("tlslog: reading standard input, Ctrl-D to end", err=True)
+            store = stack.enter_context(Store(path, write=True))
+            progress = stack.enter_context(progress_for(files or []))
             result, analysis = add(store, files or [], Options(jobs=jobs, year=year, timeout=timeout), progress,
-                                   sources=sources)
+                                   sources=sources, cursor=cursor)
         for error in analysis.errors:
             typer.echo(f"tlslog: {error}", err=True)
         new = sum(1 for _, fresh in result.inputs if fresh)
@@ -543,6 +550,21 @@ def ingest(
                    f"{result.added:,} sessions added, {result.replaced:,} completed, {result.duplicate:,} already "
                    f"stored; {result.open_sessions:,} open, to be continued", err=True)
     raise typer.Exit(_exit_code(analysis, strict))
+
+
+def _ingest_sources(inputs: Inputs, rows: Filter, timeout: float,
+                    stack: contextlib.ExitStack) -> tuple[list[Source] | None, Cursor | None]:
+    """What an ingest reads; ``--journal`` without ``--since`` goes on after the last entry the
+    store took (journalctl's cursor, handed over in a file that lives as long as ``stack``)."""
+    if not inputs.journal or rows.since is not None:
+        return _journal(inputs, rows, timeout), None
+    from .history import Cursor
+    from .journal import DEFAULT_UNITS, journal_source
+
+    units = inputs.units or DEFAULT_UNITS
+    cursor = Cursor(f"journal-cursor {' '.join(units)}",
+                    Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tlslog-"))) / "cursor")
+    return [journal_source(units, cursor_file=str(cursor.path))], cursor
 
 
 db_app = typer.Typer(help="Look after the history store: what it holds, forget old days.", no_args_is_help=True,

@@ -32,6 +32,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ from .settle import Evidence, Flags
 from .sources import Source, read_blocks, resolve
 from .store import ALIVE, IDENTITY, INPUT, RANK, STORED, Store
 
-__all__ = ["IngestResult", "identities", "info", "ingest", "load", "processes", "prune", "rank"]
+__all__ = ["Cursor", "IngestResult", "identities", "info", "ingest", "load", "processes", "prune", "rank"]
 
 #: The `source` of a resumed session: the stored input it began in.
 _MARKER = "\x00input:"
@@ -80,10 +81,20 @@ def input_digest(source: Source) -> str | None:
     return hashlib.blake2b(head.split(b"\n", 1)[0], digest_size=16).hexdigest()
 
 
+@dataclass(frozen=True)
+class Cursor:
+    """Where a journal read goes on from: the store keeps journalctl's cursor under ``key``
+    and hands it over in the file ``path`` (``--cursor-file``), in the ingest's transaction."""
+
+    key: str
+    path: Path
+
+
 def ingest(store: Store, args: list[str], options: Options | None = None,
            progress: Callable[[ChunkResult], None] | None = None, *,
-           sources: list[Source] | None = None) -> tuple[IngestResult, Analysis]:
-    """Read the inputs and add their sessions to the store, in one transaction."""
+           sources: list[Source] | None = None, cursor: Cursor | None = None) -> tuple[IngestResult, Analysis]:
+    """Read the inputs and add their sessions to the store, in one transaction (with
+    ``cursor``, journalctl's cursor is taken from the store and kept in it again)."""
     began = time.perf_counter()
     errors: list[InputError] = []
     if sources is None:
@@ -96,7 +107,11 @@ def ingest(store: Store, args: list[str], options: Options | None = None,
         resume = _shift(stored_edge, -base - 1) if edge else None
         resumed = {entry[1][0]: entry[2] for entry in stored_edge.get("in", []) if len(entry) > 2}
         options = dataclasses.replace(options, columns=None, ordered=True, resume=resume, keep_open=True)
+        if cursor is not None:
+            cursor.path.write_text(store.meta(cursor.key, ""))
         analysis = analyze([], options, progress, sources=sources)
+        if cursor is not None and cursor.path.exists() and cursor.path.read_text().strip():
+            store.set_meta(cursor.key, cursor.path.read_text().strip())
         analysis.errors[:0] = errors
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         ingest_id = store.db.execute("INSERT INTO ingests (started, version, inputs) VALUES (?, ?, ?)",

@@ -32,22 +32,26 @@ _STOP_GRACE = 5.0
 
 
 def journal_command(units: Sequence[str] = DEFAULT_UNITS, since: str | None = None,
-                    journalctl: str = "journalctl") -> list[str]:
-    """The journalctl argv: JSON records (exact stamps, host, PID) of the units, never paged."""
+                    journalctl: str = "journalctl", cursor_file: str | None = None) -> list[str]:
+    """The journalctl argv: JSON records (exact stamps, host, PID) of the units, never paged;
+    with ``cursor_file``, only the entries after the cursor in it (which journalctl updates)."""
     command = [journalctl, "-o", "json", "--no-pager"]
     for unit in units or DEFAULT_UNITS:
         command += ["-u", unit]
     if since is not None:
         command += ["--since", since]
+    if cursor_file is not None:
+        command.append(f"--cursor-file={cursor_file}")
     return command
 
 
 def journal_source(units: Sequence[str] = DEFAULT_UNITS, since: str | None = None,
-                   journalctl: str = "journalctl") -> Source:
+                   journalctl: str = "journalctl", cursor_file: str | None = None) -> Source:
     """A `Source` that runs journalctl; named after the units, so messages about it say which
     (no units: the default ones). ``since`` is journalctl's form (`journal_since`)."""
     units = tuple(units) or DEFAULT_UNITS
-    return Source(f"journal ({', '.join(units)})", None, command=tuple(journal_command(units, since, journalctl)))
+    return Source(f"journal ({', '.join(units)})", None,
+                  command=tuple(journal_command(units, since, journalctl, cursor_file)))
 
 
 def journal_since(text: str | None, *, now: dt.datetime | None = None,
