@@ -455,7 +455,8 @@ def load(store: Store, options: Options | None = None, *, since: float | None = 
     names = [name for name in STORED if name in wanted]
     first = math.floor(since / 86400) if since is not None else None
     last = math.floor((until - 1e-6) / 86400) if until is not None else None
-    parts: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []  # joined 32 at a time, so the days are never all held apart
+    groups: list[dict[str, Any]] = []
     for partition, _, _ in store.partitions(first, last):
         part = store.read_partition(partition, (*names, INPUT, ALIVE))
         alive = part.pop(ALIVE)
@@ -465,13 +466,17 @@ def load(store: Store, options: Options | None = None, *, since: float | None = 
         if isinstance(options.columns, schema.Projection):
             table.prune_peers(part, options.columns)
         parts.append({name: part[name].array for name in part.columns})
+        del part
+        if len(parts) == _JOIN:
+            groups.append(_join(parts))
     if parts:
-        frame = pd.DataFrame({name: table.join(name, [p[name] for p in parts]) for name in parts[0]}, copy=False)
+        groups.append(_join(parts))
+    if groups:
+        frame = pd.DataFrame(_join(groups), copy=False)
     else:
         frame = table.empty(names)
         table.derive(frame, options.classifier)
         frame[INPUT] = np.zeros(0, dtype=np.int32)
-    del parts
     inputs = frame.pop(INPUT).to_numpy()
     frame["source"] = pd.Categorical(inputs.astype(str))  # the stretch's input, for settlement
     evidence = _evidence(store, first, last)
@@ -487,6 +492,17 @@ def load(store: Store, options: Options | None = None, *, since: float | None = 
         versions.setdefault(host, set()).add(version)
     return Analysis(frame, evidence, stats, sources,
                     postfix_versions={h: tuple(sorted(v)) for h, v in sorted(versions.items())})
+
+
+_JOIN = 32
+
+
+def _join(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Parts (column name -> array) one after another, column by column; the list is emptied
+    and each column dropped from the parts once joined, so the table is never held twice."""
+    joined = {name: table.join(name, [p.pop(name) for p in parts]) for name in list(parts[0])}
+    parts.clear()
+    return {name: getattr(column, "array", column) for name, column in joined.items()}
 
 
 def _input_names(inputs: pd.Categorical, names: dict[int, str]) -> pd.Categorical:
