@@ -221,7 +221,12 @@ def _digest(text: str) -> int:
 
 
 def _texts(rows: pd.DataFrame, name: str) -> list[str]:
-    return ["" if v is None or v is pd.NA or v != v else str(v) for v in rows[name].astype(object)]
+    """A column as text ("" for missing): per category for a categorical column."""
+    column = rows[name]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        texts = np.array([str(v) for v in column.cat.categories] + [""], dtype=object)
+        return texts[column.cat.codes.to_numpy()].tolist()
+    return ["" if v is None or v is pd.NA or v != v else str(v) for v in column.astype(object)]
 
 
 #: Per host, the last second an ingest had rows in and how many rows of each identity key it
