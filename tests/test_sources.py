@@ -119,15 +119,24 @@ def test_stdin_source_when_no_arguments():
     assert resolve([]) == ([Source("<stdin>", None)], [])
 
 
-def test_chunking_does_not_change_results():
+@pytest.fixture(scope="module")
+def whole_records() -> list[dict]:
+    from tlslog.render import session_records
+
+    return list(session_records(analyze([str(LOG)], Options(jobs=1)).sessions))
+
+
+@pytest.mark.parametrize(("size", "jobs"), [
+    (997, 1), (4096, 2), (65536, 1),
+    pytest.param(997, 2, marks=pytest.mark.slow), pytest.param(4096, 1, marks=pytest.mark.slow),
+    pytest.param(65536, 2, marks=pytest.mark.slow),
+])
+def test_chunking_does_not_change_results(whole_records, size, jobs):
     """Tiny chunks (many merges, sessions cut everywhere) give exactly the one-chunk result."""
     from tlslog.render import session_records
 
-    whole = list(session_records(analyze([str(LOG)], Options(jobs=1)).sessions))
-    for size in (997, 4096, 65536):
-        for jobs in (1, 2):
-            parts = list(session_records(analyze([str(LOG)], Options(jobs=jobs, chunk_size=size)).sessions))
-            assert parts == whole, (size, jobs)
+    parts = list(session_records(analyze([str(LOG)], Options(jobs=jobs, chunk_size=size)).sessions))
+    assert parts == whole_records
 
 
 def test_empty_file(tmp_path):
