@@ -104,6 +104,10 @@ def _wanted(columns: tuple[str, ...] | None) -> tuple[str, ...]:
 Wanted = tuple[str, ...] | schema.Projection | None
 
 
+#: The columns `derive` and `prune_peers` read.
+_DERIVE_FROM = ("kind", "service", "peer_name", "peer_ip", "relay")
+
+
 def partition(rows: list[tuple], wanted: Wanted = None, classifier: Classifier = DEFAULT_CLASSIFIER) -> pd.DataFrame:
     """Rows of the fold (`tlslog.fold.ROW` tuples) as a typed DataFrame of the columns asked
     for (None: all) plus what settlement needs; ``line`` stays as the fold counted it."""
@@ -111,52 +115,25 @@ def partition(rows: list[tuple], wanted: Wanted = None, classifier: Classifier =
     names = _wanted(projection.columns if projection else wanted)  # type: ignore[arg-type]
     if not rows:
         return empty(names)
-    values = {name: list(map(itemgetter(_INDEX[name]), rows)) for name in names if name in _INDEX}
-    for name in DERIVED:
-        if name in names:
-            values[name] = _derive(name, rows, classifier)
+    read = set(names)
+    if any(name in names for name in DERIVED):
+        read.update(_DERIVE_FROM)
     if projection is not None and projection.peer_verdicts is not None:
-        verdicts, protocols = projection.peer_verdicts, projection.peer_protocols
-        keep = [v in verdicts or p in protocols for v, p in zip(map(itemgetter(_INDEX["fold_encryption"]), rows),
-                                                                map(itemgetter(_INDEX["protocol"]), rows))]
-        if projection.peer_weak:
-            weak = strength.Weakness()
-            keep = [k or (v == "tls" and bool(weak(p, c, b))) for k, v, p, c, b in zip(
-                keep, *(map(itemgetter(_INDEX[n]), rows)
-                        for n in ("fold_encryption", "protocol", "cipher", "cipher_bits")))]
-        for name in ("peer_name", "peer_ip"):
-            if name in values:
-                values[name] = [v if k else None for v, k in zip(values[name], keep)]
-    return pd.DataFrame({name: _column(name, column) for name, column in values.items()}, copy=False)
-
-
-def _derive(name: str, rows: list[tuple], classifier: Classifier) -> list[Any]:
-    """A derived column of the fold's rows, each rule applied once per distinct input."""
-    kinds, services = map(itemgetter(_INDEX["kind"]), rows), map(itemgetter(_INDEX["service"]), rows)
-    if name == "peer_key":
-        keys: dict[tuple, int] = {}
-        pairs = zip(map(itemgetter(_INDEX["peer_name"]), rows), map(itemgetter(_INDEX["peer_ip"]), rows))
-        return [keys.get(k) or keys.setdefault(k, peer_key(*k)) for k in pairs]
-    if name == "role":
-        roles: dict[tuple[str, str], str] = {}
-        return [roles.get(k) or roles.setdefault(k, classifier.role(*k)) for k in zip(kinds, services)]
-    peers, relays = map(itemgetter(_INDEX["peer_ip"]), rows), map(itemgetter(_INDEX["relay"]), rows)
-    if not classifier.hops:
-        return ["external"] * len(rows)
-    hops: dict[tuple, str] = {}
-
-    def hop(key: tuple) -> str:
-        kind, service, peer, relay = key
-        inside = classifier.internal_service(service) or classifier.internal_peer(peer) or (
-            kind == "outbound" and classifier.internal_relay(relay))
-        return hops.setdefault(key, "internal" if inside else "external")
-
-    return [hops.get(k) or hop(k) for k in zip(kinds, services, peers, relays)]
+        read.update(("fold_encryption", "protocol") + (("cipher", "cipher_bits") if projection.peer_weak else ()))
+    frame = pd.DataFrame({name: _column(name, list(map(itemgetter(i), rows))) for name, i in _INDEX.items()
+                          if name in read}, copy=False)
+    if any(name in names for name in DERIVED):
+        derive(frame, classifier)
+    if projection is not None:
+        prune_peers(frame, projection)
+    order = [name for name in names if name in _INDEX] + [name for name in DERIVED if name in names]
+    return frame if list(frame.columns) == order else pd.DataFrame({name: frame[name] for name in order}, copy=False)
 
 
 def derive(frame: pd.DataFrame, classifier: Classifier = DEFAULT_CLASSIFIER) -> None:
-    """Add the `DERIVED` columns a table lacks (the history store's rows), from the columns they
-    come from: each rule applied once per category of each column, then combined on codes."""
+    """Add the `DERIVED` columns (``peer_key`` only where it is missing) from the columns they
+    come from: each rule applied once per category of each column (per distinct pair for the
+    peer digest), then combined on codes. For the fold's rows and the history store's alike."""
     kinds = frame["kind"].to_numpy() == "outbound" if len(frame) else np.zeros(0, dtype=bool)
 
     def per_category(name: str, rule: Callable[[Any], bool]) -> np.ndarray:
@@ -177,9 +154,13 @@ def derive(frame: pd.DataFrame, classifier: Classifier = DEFAULT_CLASSIFIER) -> 
         inside = np.zeros(len(frame), dtype=bool)
     frame["hop"] = pd.Categorical.from_codes(inside.astype(np.int8), dtype=_FIXED["hop"], validate=False)
     if "peer_key" not in frame.columns:
-        pairs = zip(frame["peer_name"].astype(object).map(_none), frame["peer_ip"].astype(object).map(_none))
-        keys: dict[tuple, int] = {}
-        frame["peer_key"] = np.array([keys.get(k) or keys.setdefault(k, peer_key(*k)) for k in pairs], dtype=np.int64)
+        names, addresses = frame["peer_name"].array, frame["peer_ip"].array
+        pairs = (names.codes.astype(np.int64) + 1) * (len(addresses.categories) + 1) + addresses.codes + 1
+        unique, first, inverse = np.unique(pairs, return_index=True, return_inverse=True)
+        keys = [peer_key(n if isinstance(n, str) else None, a if isinstance(a, str) else None) for n, a in zip(frame["peer_name"].iloc[first].astype(object),
+                                                             frame["peer_ip"].iloc[first].astype(object))]
+        frame["peer_key"] = np.array(keys, dtype=np.int64)[inverse.reshape(-1)] if len(frame) else \
+            np.zeros(0, dtype=np.int64)
 
 
 def prune_peers(frame: pd.DataFrame, projection: schema.Projection) -> None:
