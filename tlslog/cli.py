@@ -171,9 +171,8 @@ class Inputs:
         given = [name for name, used in (("log files", bool(self.files)), ("--journal", self.journal),
                                          ("--db", self.db is not None)) if used]
         if len(given) > 1:
-            raise typer.BadParameter(f"give {' or '.join(given)}, not both (add logs to the store with: tlslog "
-                                     "ingest --db PATH FILES)" if "--db" in given else
-                                     f"give {' or '.join(given)}, not both")
+            hint = " (add logs to the store with: tlslog ingest --db PATH FILES)" if self.db is not None else ""
+            raise typer.BadParameter(f"give {' or '.join(given)}, not both{hint}")
         if self.units and not self.journal:
             raise typer.BadParameter("--unit needs --journal", param_hint="'--unit'")
 
@@ -264,8 +263,7 @@ def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout
     else:
         sources = _journal(inputs, rows, timeout)
         files = inputs.files or []
-        if sources is None and (not files or "-" in files) and sys.stdin.isatty():
-            typer.echo("tlslog: reading standard input, Ctrl-D to end", err=True)
+        _stdin_notice(files, sources)
         with progress_for(files) as progress:
             analysis = analyze(files, options, progress=progress, sources=sources)
     for error in analysis.errors:
@@ -273,6 +271,12 @@ def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout
     if rows:
         analysis.sessions = rows.apply(analysis.sessions)
     return analysis
+
+
+def _stdin_notice(files: list[str], sources: list[Source] | None) -> None:
+    """Say that standard input is read when it is a terminal (else tlslog would seem to hang)."""
+    if sources is None and (not files or "-" in files) and sys.stdin.isatty():
+        typer.echo("tlslog: reading standard input, Ctrl-D to end", err=True)
 
 
 def _journal(inputs: Inputs, rows: Filter | None, timeout: float) -> list[Source] | None:
@@ -537,8 +541,7 @@ def ingest(
 
         with contextlib.ExitStack() as stack:
             sources, cursor = _ingest_sources(inputs, rows, timeout, stack)
-            if sources is None and (not files or "-" in files) and sys.stdin.isatty():
-                typer.echo("tlslog: reading standard input, Ctrl-D to end", err=True)
+            _stdin_notice(files or [], sources)
             store = stack.enter_context(Store(path, write=True))
             progress = stack.enter_context(progress_for(files or []))
             result, analysis = add(store, files or [], Options(jobs=jobs, year=year, timeout=timeout), progress,
