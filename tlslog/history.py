@@ -71,7 +71,7 @@ class IngestResult:
 
 def input_digest(source: Source) -> str | None:
     """A file's identity: the digest of its first line (None for streams: always a new input)."""
-    if source.path is None or not source.regular or getattr(source, "command", None):
+    if source.path is None or not source.regular or source.command is not None:
         return None
     try:
         with contextlib.closing(read_blocks(source)) as blocks:
@@ -456,7 +456,7 @@ def load(store: Store, options: Options | None = None, *, since: float | None = 
     options = options or Options()
     columns = options.columns.columns if isinstance(options.columns, schema.Projection) else options.columns
     wanted = {name for name in schema.names(columns) if name in STORED}
-    wanted |= {"kind", "service", "peer_name", "peer_ip", "relay", "host", "start", "end", "line"}
+    wanted |= {*table.DERIVE_FROM, "host", "start", "end", "line"}  # (settlement, filters and order too)
     names = [name for name in STORED if name in wanted]
     first = math.floor(since / 86400) if since is not None else None
     last = math.floor((until - 1e-6) / 86400) if until is not None else None

@@ -24,7 +24,7 @@ from .classify import Classifier
 from .fold import ROW
 from .settle import PENDING, Evidence, decisions
 
-__all__ = ["Accumulator", "derive", "fix_categories", "join", "prune_peers", "empty", "partition", "settle"]
+__all__ = ["DERIVE_FROM", "Accumulator", "derive", "fix_categories", "join", "prune_peers", "empty", "partition", "settle"]
 
 _INDEX = {name: i for i, name in enumerate(ROW)}
 _NULLABLE_INT = {"int8": "Int8", "int16": "Int16", "int32": "Int32", "int64": "Int64"}
@@ -105,7 +105,7 @@ Wanted = tuple[str, ...] | schema.Projection | None
 
 
 #: The columns `derive` and `prune_peers` read.
-_DERIVE_FROM = ("kind", "service", "peer_name", "peer_ip", "relay")
+DERIVE_FROM = ("kind", "service", "peer_name", "peer_ip", "relay")
 
 
 def partition(rows: list[tuple], wanted: Wanted = None, classifier: Classifier = DEFAULT_CLASSIFIER) -> pd.DataFrame:
@@ -117,7 +117,7 @@ def partition(rows: list[tuple], wanted: Wanted = None, classifier: Classifier =
         return empty(names)
     read = set(names)
     if any(name in names for name in DERIVED):
-        read.update(_DERIVE_FROM)
+        read.update(DERIVE_FROM)
     if projection is not None and projection.peer_verdicts is not None:
         read.update(("fold_encryption", "protocol") + (("cipher", "cipher_bits") if projection.peer_weak else ()))
     frame = pd.DataFrame({name: _column(name, list(map(itemgetter(i), rows))) for name, i in _INDEX.items()
