@@ -11,7 +11,7 @@ plain way, for tests and debugging.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -29,6 +29,7 @@ from ..lowering import lower_rule
 from ..parse import Match, RuleSet
 from ..settle import Evidence
 from ..timestamps import YearClock
+from . import prefilter
 from .plan import Task
 
 __all__ = ["POSTFIX_PROGRAMS", "ChunkResult", "Unparsed", "describe_line", "prepare", "scan"]
@@ -154,14 +155,12 @@ def _decode(data: bytes, stats: LineStats) -> str:
     return "\n".join(parts)
 
 
-def _read_lines(task: Task, stats: LineStats) -> list[str]:
+def _read(task: Task) -> bytes:
     if task.data is not None:
-        data = task.data
-    else:
-        with open(task.path, "rb") as handle:  # type: ignore[arg-type]
-            handle.seek(task.start)
-            data = handle.read(task.end - task.start)
-    return split_lines(data, stats)
+        return task.data
+    with open(task.path, "rb") as handle:  # type: ignore[arg-type]
+        handle.seek(task.start)
+        return handle.read(task.end - task.start)
 
 
 def split_lines(data: bytes, stats: LineStats) -> list[str]:
@@ -178,6 +177,18 @@ def split_lines(data: bytes, stats: LineStats) -> list[str]:
 
 #: How a tag's lines are handled, decided once per distinct tag (see `_tag_kind`).
 _POSTFIX, _OTHER, _MASTER = "postfix", "other", "master"
+
+
+def _prefilter_kind(tag: str) -> int:
+    """What the prefilter does with a tag's classic lines: count them, or keep them for the scan."""
+    how = _tag_kind(tag)
+    return prefilter.POSTFIX if how is _POSTFIX else prefilter.OTHER if how is _OTHER else prefilter.KEEP
+
+
+@cache
+def _prefilter_decide() -> Callable[[str], int]:
+    classic, _, (_, _, g_tag), _, _ = _prefix_patterns()
+    return prefilter.decider(_prefilter_kind, classic, g_tag)
 
 
 def _tag_kind(tag: str) -> tuple[RuleSet, str | None] | str:
@@ -232,11 +243,25 @@ def scan(task: Task) -> ChunkResult:
         stats.invalid_utf8 = task.overlong[1]
         return ChunkResult(task.index, table.partition([], task.columns), fold.evidence, fold.edge(), stats)
     try:
-        lines = _read_lines(task, stats)
+        data = _read(task)
     except OSError as exc:  # the file vanished or became unreadable after it was planned
         return ChunkResult(task.index, table.partition([], task.columns), fold.evidence, fold.edge(), stats,
                            error=InputError(task.source, exc.strerror or str(exc)))
-    stats.read = len(lines)
+    postfix = other = duplicate = 0
+    kept = None
+    if prefilter.compiled is not None:
+        before = task.previous[:-1] if task.previous is not None and task.previous.endswith(b"\r") else task.previous
+        kept = prefilter.compiled(data, before, _prefilter_kind, _prefilter_decide(), MAX_LINE)
+    codes: list[int] | None = None
+    pairs: Iterable[tuple[int, str]]
+    if kept is not None:  # only the lines the prefilter kept, as (number * 2 + repeated, text)
+        lines, codes, stats.read, postfix, other, duplicate = kept
+        pairs = zip(codes, lines)
+    else:
+        lines = split_lines(data, stats)
+        stats.read = len(lines)
+        pairs = enumerate(lines)
+    del data
     previous: str | None = None
     if task.previous is not None:  # an empty last line (b"") is a line too
         previous = (split_lines(task.previous, LineStats()) or [""])[0]
@@ -249,15 +274,18 @@ def scan(task: Task) -> ChunkResult:
     versions: dict[str, set[str]] = {}  # host -> Postfix versions of its master lines
     head = "\n"  # no line starts with a newline
     stamp = host = last_stamp = wall = None
-    postfix = other = unrecognized = parsed = missed = duplicate = detail = 0
+    unrecognized = parsed = missed = detail = 0
     m: Any = None
     feed_resolved: Callable[..., None] = fold.feed_resolved
     new_tuple = tuple.__new__  # a rule's typed tuple from its groups (what NamedTuple._make does)
-    for number, line in enumerate(lines):
-        repeated = line == previous  # a doubled log: counted as usual, but folded once
-        if repeated:
-            duplicate += 1
-        previous = line
+    for number, line in pairs:
+        if codes is not None:
+            repeated = number & 1
+            number >>= 1
+        else:
+            repeated = line == previous  # a doubled log: counted as usual, but folded once
+            duplicate += repeated
+            previous = line
         record = None
         if len(line) > MAX_LINE:  # not a Postfix record (they are cut at 2000 bytes)
             unrecognized += 1
