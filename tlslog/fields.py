@@ -39,7 +39,9 @@ def _peer_parts() -> RuleSet:
             + pp.Opt(common.lit(":") + common.PORT("port")),
         ),
         common.Rule.define("bare_host", common.BARE_HOST("name")),
-    ])
+    ], select={"peer_parts": ("name", "addr", "port"), "bare_host": ("name",)})
+
+
 _peer_cache: dict[str, Peer] = {}
 
 
@@ -56,11 +58,10 @@ def split_peer(text: str | None) -> Peer:
         return peer
     found = _peer_parts().parse(text)
     if found is None or found[0] == "bare_host":
-        peer = (found[1]["name"], None, None) if found and "." in text else (None, None, None)
+        peer = (found[1][0], None, None) if found and "." in text else (None, None, None)
     else:
-        fields = found[1]
-        port = fields["port"]
-        peer = (fields["name"] or None, fields["addr"] or None, int(port) if port else None)
+        name, addr, port = found[1]
+        peer = (name or None, addr or None, int(port) if port else None)
     if len(_peer_cache) > 100_000:
         _peer_cache.clear()
     _peer_cache[text] = peer

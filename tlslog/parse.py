@@ -48,7 +48,7 @@ def _text_or_none(value: object) -> str | None:
 Select = dict[str, tuple[str, ...]]
 
 
-def _dict_getter(fields: tuple[str, ...], groups: tuple[str, ...]) -> Callable[[re.Match], Any]:
+def _dict_getter(fields: tuple[str, ...], groups: tuple[int, ...]) -> Callable[[re.Match], Any]:
     if not groups:
         return lambda m: {}
     if len(groups) == 1:
@@ -56,7 +56,7 @@ def _dict_getter(fields: tuple[str, ...], groups: tuple[str, ...]) -> Callable[[
     return lambda m: dict(zip(fields, m.group(*groups)))
 
 
-def _tuple_getter(groups: tuple[str, ...]) -> Callable[[re.Match], Any]:
+def _tuple_getter(groups: tuple[int, ...]) -> Callable[[re.Match], Any]:
     if not groups:
         return lambda m: ()
     if len(groups) == 1:
@@ -65,29 +65,32 @@ def _tuple_getter(groups: tuple[str, ...]) -> Callable[[re.Match], Any]:
 
 
 class _CompiledSegment:
-    """Consecutive lowered rules as one alternation."""
+    """Consecutive lowered rules as one alternation. Groups are read by number: cheaper than
+    by name, which `re` looks up in a dictionary on every call."""
 
     def __init__(self, rules: list[tuple[Rule, object]], select: Select | None) -> None:
         parts = []
+        for index, (rule, lowered) in enumerate(rules):
+            parts.append(f"{lowered.pattern}(?P<_m{index}>)")  # type: ignore[attr-defined]
+        self.regex = re.compile("|".join(parts))
+        self._match = self.regex.match
+        number = self.regex.groupindex
         self._by_marker: dict[str, tuple[str, Callable[[re.Match], Any]]] = {}
-        #: marker -> (rule name, selected group names or None), see `RuleSet.compiled`
-        self.selected: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+        #: marker -> (rule name, selected group numbers or None), see `RuleSet.compiled`
+        self.selected: dict[str, tuple[str, tuple[int, ...] | None]] = {}
         for index, (rule, lowered) in enumerate(rules):
             marker = f"_m{index}"
-            parts.append(f"{lowered.pattern}(?P<{marker}>)")  # type: ignore[attr-defined]
             prefix = lowered.prefix  # type: ignore[attr-defined]
             if select is None:
                 fields = tuple(rule.names())
-                getter = _dict_getter(fields, tuple(prefix + f for f in fields))
+                getter = _dict_getter(fields, tuple(number[prefix + f] for f in fields))
             elif rule.name in select:
-                getter = _tuple_getter(tuple(prefix + f for f in select[rule.name]))
+                getter = _tuple_getter(tuple(number[prefix + f] for f in select[rule.name]))
             else:
                 getter = _none
             self._by_marker[marker] = (rule.name, getter)
             wanted = select.get(rule.name) if select is not None else None
-            self.selected[marker] = (rule.name, tuple(prefix + f for f in wanted) if wanted else None)
-        self.regex = re.compile("|".join(parts))
-        self._match = self.regex.match
+            self.selected[marker] = (rule.name, tuple(number[prefix + f] for f in wanted) if wanted else None)
 
     def __call__(self, text: str, pos: int = 0) -> Match | None:
         m = self._match(text, pos)
@@ -154,7 +157,7 @@ class RuleSet:
 
     def compiled(self) -> tuple[Callable[..., re.Match | None], dict[str, tuple]] | None:
         """For the hot loop: the single compiled pattern's ``match`` and, per marker group, the
-        rule name and the selected group names; None if some rule has no compiled form."""
+        rule name and the numbers of the selected groups; None if some rule has no compiled form."""
         if len(self._segments) != 1 or not isinstance(self._segments[0], _CompiledSegment):
             return None
         segment = self._segments[0]

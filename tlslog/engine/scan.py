@@ -336,8 +336,12 @@ def scan(task: Task) -> ChunkResult:
                         continue
                     if stamp is not last_stamp:
                         last_stamp, wall = stamp, wall_of(stamp)  # type: ignore[arg-type]
-                    feed_resolved(handler, reset, settled, how.role, kind, wall, None, number,  # type: ignore[union-attr]
-                                  (host, tag, m.group(g_tail_pid)), values)
+                    key = (host, tag, m.group(g_tail_pid))
+                    if key in settled:  # what `feed_resolved` would do first, without its call
+                        handler(wall, None, number, key, values)
+                    else:
+                        feed_resolved(handler, reset, settled, how.role, kind, wall, None, number,  # type: ignore[union-attr]
+                                      key, values)
                     continue
                 found = (kind, values)
             else:
