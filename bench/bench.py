@@ -5,7 +5,8 @@
 
 For each file it runs, alternating so that machine drift hits every command alike:
 ``pflogsumm FILE`` (Debian package ``pflogsumm``), ``tlslog report FILE --format json``,
-``cat FILE | tlslog report --format json``, ``tlslog report FILE --jobs 1``, and with ``--gz``
+``cat FILE | tlslog report --format json``, ``tlslog report FILE --jobs 1``, the same two with the compiled core switched off
+(``TLSLOG_PURE_PYTHON=1``: what an install without a C compiler runs), and with ``--gz``
 ``tlslog report FILE.gz`` (compressed once into a temporary directory), and with ``--before
 PYTHON`` the ``tlslog report FILE`` of another installation (the interpreter of its venv, e.g.
 a checkout of the previous release), to measure a change before and after in the same run.
@@ -44,6 +45,7 @@ class Command:
     outputs: set[str] = field(default_factory=set)
     same_output: bool = True  # must print what every other tlslog variant prints
     setup: Path | None = None  # a history store to remove before each run (an ingest into a new store)
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment
 
 
 def run_once(cmd: Command) -> None:
@@ -54,10 +56,12 @@ def run_once(cmd: Command) -> None:
     cat = None
     if cmd.stdin_from is not None:
         cat = subprocess.Popen(["cat", str(cmd.stdin_from)], stdout=subprocess.PIPE)
-        proc = subprocess.Popen(cmd.argv, stdin=cat.stdout, stdout=subprocess.PIPE, cwd=cmd.cwd)
+        proc = subprocess.Popen(cmd.argv, stdin=cat.stdout, stdout=subprocess.PIPE, cwd=cmd.cwd,
+                                env={**os.environ, **cmd.env})
         cat.stdout.close()  # type: ignore[union-attr]
     else:
-        proc = subprocess.Popen(cmd.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=cmd.cwd)
+        proc = subprocess.Popen(cmd.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=cmd.cwd,
+                                env={**os.environ, **cmd.env})
     out = proc.stdout.read()  # type: ignore[union-attr]
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -69,6 +73,13 @@ def run_once(cmd: Command) -> None:
         raise SystemExit(f"{cmd.label} failed with exit code {proc.returncode}")
     if "tlslog" in cmd.label and cmd.same_output:
         cmd.outputs.add(out.decode())
+
+
+def compiled_core() -> bool:
+    """Whether the tlslog this interpreter runs has its compiled core (``tlslog._linescan``)."""
+    probe = "import tlslog.engine.prefilter as p; print(p.compiled is not None)"
+    env = {k: v for k, v in os.environ.items() if k != "TLSLOG_PURE_PYTHON"}
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env).stdout.strip() == "True"
 
 
 def count_lines(path: Path) -> int:
@@ -90,6 +101,12 @@ def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path, before: str | No
         Command("cat FILE | tlslog report", [*tlslog, "--format", "json"], stdin_from=path),
         Command("tlslog report FILE --jobs 1", [*tlslog, str(path), "--format", "json", "--jobs", "1"]),
     ]
+    if compiled_core():
+        pure = {"TLSLOG_PURE_PYTHON": "1"}
+        commands += [
+            Command("pure Python: tlslog report FILE", [*tlslog, str(path), "--format", "json"], env=pure),
+            Command("pure Python: --jobs 1", [*tlslog, str(path), "--format", "json", "--jobs", "1"], env=pure),
+        ]
     if before:
         commands.append(Command("before: tlslog report FILE", [before, "-m", "tlslog", "report", str(path),
                                                                 "--format", "json"], same_output=False, cwd=tmp))
@@ -134,13 +151,14 @@ def print_table(result: dict) -> None:
     print(f"\n{result['file']}: {result['lines']:,} lines, {result['bytes'] / 2**20:,.0f} MiB, "
           f"median of {result['runs']} runs")
     print(f"{'command':34} {'wall s (min-max)':>22} {'lines/s':>11} {'peak RSS MiB':>13} {'vs pflogsumm':>13}"
-          f" {'vs before':>10}")
+          f" {'x faster':>9} {'vs before':>10}")
     for row in result["results"]:
         ratio = "" if row["ratio_to_pflogsumm"] is None else f"{row['ratio_to_pflogsumm']:.3f}"
+        faster = "" if not row["ratio_to_pflogsumm"] else f"{1 / row['ratio_to_pflogsumm']:.2f}"
         versus = "" if row["ratio_to_before"] is None else f"{row['ratio_to_before']:.3f}"
         wall = f"{row['wall_s']:.2f} ({row['wall_min_s']:.2f}-{row['wall_max_s']:.2f})"
         print(f"{row['command']:34} {wall:>22} {row['lines_per_s']:>11,} {row['peak_rss_mib']:>13.1f} {ratio:>13}"
-              f" {versus:>10}")
+              f" {faster:>9} {versus:>10}")
         if row["ratio_to_report"] is not None:
             print(f"{'':34} {row['ratio_to_report']:.3f} x tlslog report FILE")
 
@@ -156,7 +174,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"python {sys.version.split()[0]}, {cpus} CPUs available")
+    core = "compiled core built" if compiled_core() else "no compiled core (pure Python only)"
+    print(f"python {sys.version.split()[0]}, {cpus} CPUs available, {core}")
     results = []
     with tempfile.TemporaryDirectory(prefix="tlslog-bench-") as tmp:
         for path in args.files:

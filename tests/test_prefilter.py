@@ -157,3 +157,43 @@ def test_both_paths_give_the_same_session_table(group, monkeypatch):
     pd.testing.assert_frame_equal(fast[0], plain[0])
     assert fast[1:] == plain[1:]
     assert len(fast[0]) > 100
+
+
+@pytest.mark.slow
+def test_an_install_without_a_c_compiler_works_and_reports_the_same(tmp_path):
+    """The README's install on a machine without a compiler: the build leaves the compiled core
+    out (``optional=True`` in setup.py), and that installation prints the same report."""
+    import json
+    import subprocess
+    import sys
+    import zipfile
+
+    env = {**os.environ, "CC": "/bin/false", "PIP_NO_INDEX": "1"}
+    env.pop("TLSLOG_PURE_PYTHON", None)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "wheel"), str(ROOT)], env=env, check=True, capture_output=True)
+    (wheel,) = (tmp_path / "wheel").glob("tlslog-*.whl")
+    assert [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".so")] == []
+    # A new environment holding that wheel, which borrows this one's dependencies through a
+    # .pth line (whose own .pth files, among them this checkout's editable install, are not run).
+    import sysconfig
+    import venv
+
+    venv.create(tmp_path / "env", with_pip=False)
+    python = tmp_path / "env" / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site, str(wheel)],
+                   env=env, check=True, capture_output=True)
+    Path(site, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    probe = "import tlslog, tlslog.engine.prefilter as p; print(tlslog.__file__); print(p.compiled)"
+    where = subprocess.run([str(python), "-c", probe], env=env, capture_output=True, text=True, check=True,
+                           cwd=tmp_path).stdout.split("\n")
+    assert where[0].startswith(site) and where[1] == "None"
+    sample = SAMPLES / "synthetic" / "month.log.gz"
+    args = ["-m", "tlslog", "report", str(sample), "--year", "2026", "--format", "json"]
+    plain = subprocess.run([str(python), *args], env=env, capture_output=True, text=True, check=True,
+                           cwd=tmp_path).stdout
+    here = subprocess.run([sys.executable, *args], env={k: v for k, v in env.items() if k != "CC"},
+                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert json.loads(plain) == json.loads(here)
