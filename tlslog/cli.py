@@ -441,6 +441,70 @@ def peers_command(
     raise typer.Exit(_exit_code(analysis, strict))
 
 
+class PolicyFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+def policy(
+    files: Files = None,
+    db: Db = None,
+    journal: Journal = False,
+    unit: Unit = None,
+    map: Annotated[bool, typer.Option("--map", help="Print a draft smtp_tls_policy_maps table (postmap input; "
+                                                    "--format json: its entries).")] = False,
+    min_deliveries: Annotated[int, typer.Option(
+        "--min-deliveries", min=1, metavar="N",
+        help="Raise a domain above may only with at least N deliveries in the period.")] = 10,
+    format: Annotated[PolicyFormat, typer.Option("--format", "-f", help="Output format.")] = PolicyFormat.table,
+    limit: Annotated[int, typer.Option(min=0, help="Rows per list; 0 = all (--map lists every domain).")] = 20,
+    since: Since = None,
+    until: Until = None,
+    peer: Peer = None,
+    internal: Internal = None,
+    internal_service: InternalService = None,
+    submission_service: SubmissionService = None,
+    jobs: Jobs = 0,
+    year: Year = None,
+    timeout: Timeout = 3600.0,
+    strict: Strict = False,
+    debug: Debug = False,
+) -> None:
+    """What breaks if TLS is required: per destination domain, the deliveries each
+    smtp_tls_security_level (encrypt, verify, dane-only) would have failed and the strongest
+    level every delivery met; inbound, what smtpd_tls_security_level = encrypt would have refused.
+
+    \b
+    Examples:
+      tlslog policy /var/log/maillog
+      tlslog policy --map --since last-month --db ~/.local/share/tlslog/history.db > tls_policy
+    """
+    from .policy import COLUMNS, build_policy, policy_map, policy_map_text
+    from .render import policy_markdown, policy_renderable, print_renderable, write_json
+
+    inputs = _inputs(files, journal, unit, db)
+    classifier = _classifier(internal, internal_service, submission_service)
+    rows = _filter(since, until, None, None, peer)
+    with _user_errors():
+        analysis = _run(inputs, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
+                        classifier=classifier, rows=rows)
+        data = build_policy(analysis.sessions, min_deliveries=min_deliveries, limit=0 if map else limit)
+        if map and format is PolicyFormat.json:
+            write_json({"period": data["period"], "min_deliveries": min_deliveries, "entries": policy_map(data)},
+                       sys.stdout)
+        elif map:
+            sys.stdout.write(policy_map_text(data))
+        elif format is PolicyFormat.json:
+            write_json(data, sys.stdout)
+        elif format is PolicyFormat.markdown:
+            sys.stdout.write(policy_markdown(data))
+        else:
+            print_renderable(policy_renderable(data), sys.stdout)
+    raise typer.Exit(_exit_code(analysis, strict))
+
+
 @app.command()
 def sessions(
     files: Files = None,

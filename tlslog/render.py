@@ -672,3 +672,62 @@ def _csv_value(value: object) -> object:
     if isinstance(value, float):
         return round(value, 6)
     return value
+
+
+# -- tlslog policy -----------------------------------------------------------------------------
+
+_LEVEL_STYLE = {"may": "yellow", "encrypt": "green", "verify": "bold green", "dane-only": "bold green"}
+_ROLE_TITLES = {"mx": "Inbound on the MX", "submission": "Inbound on submission"}
+
+
+def _fails(row: dict, level: str) -> str:
+    value = row["would_fail"][level]
+    return "–" if value is None else f"{value:,}"
+
+
+def policy_renderable(policy: dict) -> RenderableType:
+    """The enforcement preview: per destination domain, what each level would have failed; then
+    what smtpd_tls_security_level = encrypt would have refused."""
+    parts: list[RenderableType] = []
+    table = _small_table("Outbound: deliveries each smtp_tls_security_level would have failed")
+    table.add_column("domain", overflow="fold", min_width=20)
+    for column in ("deliveries", "encrypt", "verify", "dane-only", "strongest", "map", "last seen"):
+        table.add_column(column, justify="left" if column in ("strongest", "map", "last seen") else "right",
+                         no_wrap=True)
+    for row in policy["outbound"]:
+        table.add_row(_safe(row["domain"] or "(none)"), f"{row['deliveries']:,}", _fails(row, "encrypt"),
+                      _fails(row, "verify"), _fails(row, "dane-only"),
+                      Text(row["strongest"], style=_LEVEL_STYLE.get(row["strongest"], "")),
+                      Text(row["suggested"], style=_LEVEL_STYLE.get(row["suggested"], "")),
+                      (row["last_seen"] or "")[:10])
+    if not policy["outbound"]:
+        table.add_row("(no outbound deliveries)", "", "", "", "", "", "", "")
+    parts.append(table)
+    for role, block in policy["inbound"].items():
+        title = (f"{_ROLE_TITLES.get(role, role)}: smtpd_tls_security_level = encrypt would have refused "
+                 f"{block['refused_sessions']:,} of {block['sessions']:,} sessions, "
+                 f"{block['refused_messages']:,} of {block['messages']:,} messages")
+        clients = _small_table(title)
+        clients.add_column("client domain", overflow="fold", min_width=20)
+        for column in ("sessions", "messages", "last seen"):
+            clients.add_column(column, justify="left" if column == "last seen" else "right", no_wrap=True)
+        for row in block["clients"]:
+            clients.add_row(_safe(row["domain"] or "(no name)"), f"{row['sessions']:,}", f"{row['messages']:,}",
+                            (row["last_seen"] or "")[:10])
+        parts.append(clients)
+    return Group(*parts)
+
+
+def policy_markdown(policy: dict) -> str:
+    out = ["## Outbound: deliveries each level would have failed\n",
+           _md_table(["domain", "deliveries", "encrypt", "verify", "dane-only", "strongest", "map", "why"],
+                     [[r["domain"] or "(none)", r["deliveries"], _fails(r, "encrypt"), _fails(r, "verify"),
+                       _fails(r, "dane-only"), r["strongest"], r["suggested"], r["reason"]]
+                      for r in policy["outbound"]])]
+    for role, block in policy["inbound"].items():
+        out.append(f"## {_ROLE_TITLES.get(role, role)}: encrypt would have refused {block['refused_sessions']} of "
+                   f"{block['sessions']} sessions, {block['refused_messages']} of {block['messages']} messages\n")
+        out.append(_md_table(["client domain", "sessions", "messages", "last seen"],
+                             [[r["domain"] or "(no name)", r["sessions"], r["messages"], r["last_seen"]]
+                              for r in block["clients"]]))
+    return "\n".join(out)
