@@ -7,9 +7,12 @@ Errors become one line on stderr and an exit code (`tlslog.errors`); a traceback
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -22,11 +25,13 @@ import typer
 from . import __version__
 from .errors import (
     EXIT_FAIL_UNDER,
+    EXIT_FINDINGS,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_NO_POSTFIX,
     EXIT_OK,
     EXIT_STRICT,
+    InputError,
     TlslogError,
 )
 
@@ -503,6 +508,95 @@ def policy(
         else:
             print_renderable(policy_renderable(data), sys.stdout)
     raise typer.Exit(_exit_code(analysis, strict))
+
+
+@app.command()
+def doctor(
+    config_file: Annotated[Optional[str], typer.Argument(
+        metavar="[POSTCONF_N]", help="postconf -n output (or a main.cf); '-': standard input. Default: run "
+                                     "postconf -n (with --config-dir), else read --config-dir/main.cf.",
+        show_default=False)] = None,
+    config_dir: Annotated[Optional[str], typer.Option(
+        "--config-dir", metavar="DIR", help="The Postfix configuration directory (postconf -c DIR).",
+        show_default=False)] = None,
+    master: Annotated[Optional[str], typer.Option(
+        "--master", metavar="FILE", help="A master.cf: its -o overrides are checked per service.",
+        show_default=False)] = None,
+    log: Annotated[Optional[list[str]], typer.Option(
+        "--log", metavar="FILE", help="Logs that configuration wrote, to compare with (repeatable).",
+        show_default=False)] = None,
+    db: Db = None,
+    format: Annotated[PolicyFormat, typer.Option("--format", "-f", help="Output format.")] = PolicyFormat.table,
+    jobs: Jobs = 0,
+    year: Year = None,
+    timeout: Timeout = 3600.0,
+    debug: Debug = False,
+) -> None:
+    """What in the Postfix configuration keeps TLS weak or the log blind: each finding with why it
+    matters and the line to set. Exit code 8 when a warning or an error is found.
+
+    \b
+    Examples:
+      tlslog doctor                                  # runs postconf -n
+      postconf -n | tlslog doctor - --log /var/log/maillog
+      tlslog doctor main.cf --master master.cf --format json
+    """
+    from .doctor import COLUMNS, diagnose, log_evidence
+    from .postconf import parse_main, parse_master
+    from .render import doctor_markdown, doctor_renderable, print_renderable, write_json
+
+    with _user_errors():
+        config = parse_main(_configuration(config_file, config_dir))
+        if master is not None:
+            parse_master(_read_text(master), config)
+        evidence = None
+        analysis = None
+        if log or db:
+            analysis = _run(_inputs(log, False, None, db), jobs, year, timeout, False, debug, columns=COLUMNS,
+                            ordered=False)
+            evidence = log_evidence(analysis.sessions)
+        findings = diagnose(config, evidence)
+        data: dict = {"findings": [f.as_dict() for f in findings],
+                      "summary": {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "info")},
+                      "logs": None if evidence is None else dataclasses.asdict(evidence)}
+        if format is PolicyFormat.json:
+            write_json(data, sys.stdout)
+        elif format is PolicyFormat.markdown:
+            sys.stdout.write(doctor_markdown(data))
+        else:
+            print_renderable(doctor_renderable(data), sys.stdout)
+    codes = [EXIT_FINDINGS] if data["summary"]["error"] or data["summary"]["warning"] else []
+    raise typer.Exit(_exit_code(analysis, False, extra=tuple(codes)) if analysis is not None else
+                     (codes[0] if codes else EXIT_OK))
+
+
+def _read_text(path: str) -> str:
+    """A configuration file's text ('-': standard input); an unreadable file is an input error."""
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise InputError(path, exc.strerror or str(exc)) from exc
+
+
+def _configuration(path: str | None, config_dir: str | None) -> str:
+    """The configuration text: the file given, ``postconf -n`` when Postfix is installed here,
+    or ``--config-dir``/main.cf."""
+    if path is not None:
+        return _read_text(path)
+    postconf = shutil.which("postconf")
+    if postconf is not None:
+        command = [postconf, *(["-c", config_dir] if config_dir else []), "-n"]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            return done.stdout
+        raise InputError(" ".join(command), (done.stderr.strip().splitlines() or ["failed"])[-1])
+    if config_dir is not None:
+        return _read_text(os.path.join(config_dir, "main.cf"))
+    raise InputError("postconf -n", "postconf is not installed here: give postconf -n output as a file "
+                                    "(or - for standard input), or --config-dir DIR")
 
 
 @app.command()

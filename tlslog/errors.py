@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "EXIT_DAMAGED",
     "EXIT_FAIL_UNDER",
+    "EXIT_FINDINGS",
     "EXIT_INPUT",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
@@ -36,6 +37,8 @@ EXIT_NO_POSTFIX = 6
 #: The history store (``--db``) cannot be used: not a tlslog store, read-only, full disk, newer
 #: schema. Nothing stored before is lost.
 EXIT_STORE = 7
+#: ``doctor``: the configuration has findings of severity warning or error.
+EXIT_FINDINGS = 8
 #: A bug in tlslog (an unexpected exception; ``--debug`` shows the traceback).
 EXIT_INTERNAL = 70
 #: Interrupted with Ctrl-C (128 + SIGINT).

@@ -16,6 +16,7 @@ import pandas as pd
 from rich import box
 from rich.columns import Columns
 from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -730,4 +731,39 @@ def policy_markdown(policy: dict) -> str:
         out.append(_md_table(["client domain", "sessions", "messages", "last seen"],
                              [[r["domain"] or "(no name)", r["sessions"], r["messages"], r["last_seen"]]
                               for r in block["clients"]]))
+    return "\n".join(out)
+
+
+# -- tlslog doctor -----------------------------------------------------------------------------
+
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+def _setting(finding: dict) -> str:
+    return f"{finding['setting']} ({finding['service']})" if finding["service"] else finding["setting"]
+
+
+def doctor_renderable(data: dict) -> RenderableType:
+    """One block per finding: severity, setting and value, what, why, the line to set."""
+    summary = data["summary"]
+    if not data["findings"]:
+        return Text("No findings: nothing in this configuration keeps TLS weak or the log blind.")
+    parts: list[RenderableType] = [Text(f"{summary['error']} errors, {summary['warning']} warnings, "
+                                        f"{summary['info']} notes", style="bold")]
+    for finding in data["findings"]:
+        head = Text()
+        head.append(f"{finding['severity']:<8}", style=_SEVERITY_STYLE.get(finding["severity"], ""))
+        head.append(_safe(_setting(finding)), style="bold")
+        head.append(f" = {_safe(finding['value'])}: {_safe(finding['message'])}")
+        parts.append(Group(Text(""), head, Padding(Text(_safe(finding["why"])), (0, 0, 0, 8)),
+                           Padding(Text("set: " + _safe(finding["fix"]), style="green"), (0, 0, 0, 8))))
+    return Group(*parts)
+
+
+def doctor_markdown(data: dict) -> str:
+    summary = data["summary"]
+    out = [f"**{summary['error']} errors, {summary['warning']} warnings, {summary['info']} notes**\n"]
+    out.append(_md_table(["severity", "setting", "value", "finding", "why", "set"],
+                         [[f["severity"], _setting(f), f["value"], f["message"], f["why"], f["fix"]]
+                          for f in data["findings"]], right=6))
     return "\n".join(out)
