@@ -238,11 +238,29 @@ STARTTLS_OFFERED = Rule.define(
     samples=[("Host offered STARTTLS: [mail.example.com]", {"host": "mail.example.com"})],
 )
 
+#: Postfix 3.10+ with TLSRPT support, one line per new TLS connection (``tlsrpt_wrapper.c``):
+#: the policy domain, the server (no port), and for a failure its type in underscore form
+#: (``starttls_not_supported``, ``validation_failure``...; `tlslog.tlsrpt` maps them to RFC 8460).
 TLSRPT = Rule.define(
     "tlsrpt",
-    lit("TLSRPT: status=") + pp.Word(pp.alphas)("status") + pp.Opt(lit(", ") + REST("detail")),
+    lit("TLSRPT: status=") + pp.Word(pp.alphas)("status") + lit(", domain=") + pp.CharsNotIn(",")("domain")
+    + lit(", receiving_mx=") + pp.Opt(pp.CharsNotIn("[,")("mx_name")) + lit("[") + pp.CharsNotIn("]")("mx_addr")
+    + lit("]") + pp.Opt(lit(", failure_type=") + pp.CharsNotIn(",")("failure_type"))
+    + pp.Opt(lit(", failure_reason=") + REST("failure_reason")),
     samples=[("TLSRPT: status=success, domain=example.com, receiving_mx=mail.example.com[ipaddr]",
-              {"status": "success"})],
+              {"status": "success", "domain": "example.com", "mx_name": "mail.example.com", "mx_addr": "ipaddr",
+               "failure_type": None}),
+             ("TLSRPT: status=failure, domain=example.net, receiving_mx=mail.example.net[192.0.2.1], "
+              "failure_type=validation_failure, failure_reason=self-signed_certificate",
+              {"status": "failure", "failure_type": "validation_failure",
+               "failure_reason": "self-signed_certificate"})],
+)
+
+#: A TLSRPT line of another shape (a later Postfix): recognised, not counted.
+TLSRPT_NOTE = Rule.define(
+    "tlsrpt_note",
+    lit("TLSRPT: ") + REST("detail"),
+    samples=[("TLSRPT: status=maybe, domain=example.com", {"detail": "status=maybe, domain=example.com"})],
 )
 
 TLS_SNI = Rule.define(
@@ -594,6 +612,7 @@ RULES = [
     CERT_VERIFY_FAILED,
     STARTTLS_OFFERED,
     TLSRPT,
+    TLSRPT_NOTE,
     TLS_SNI,
 ]
 

@@ -122,8 +122,10 @@ def test_levels_from_the_evidence():
     assert build_policy(_frame([*ten, {"trust": "Trusted"}]))["outbound"][0]["suggested"] == "encrypt"
     dane = build_policy(_frame([{"tls_feature": "dane"}] * 10))["outbound"][0]
     assert (dane["strongest"], dane["dane"], dane["would_fail"]["dane-only"]) == ("dane-only", 10, 0)
-    mixed = build_policy(_frame([*[{"tls_feature": "dane"}] * 9, {"tls_feature": "may"}]))["outbound"][0]
+    mixed = build_policy(_frame([*[{"tls_feature": "dane"}] * 9, {"tls_feature": "may/requiretls"}]))["outbound"][0]
     assert (mixed["strongest"], mixed["would_fail"]["dane-only"]) == ("verify", 1)
+    assert mixed["tls_levels"] == {"dane": 9, "may": 1}
+    assert build_policy(_frame(ten))["outbound"][0]["tls_levels"] == {}
     few = build_policy(_frame([{}] * 3))["outbound"][0]
     assert (few["suggested"], few["reason"]) == ("may", "only 3 deliveries (fewer than 10)")
     failed = build_policy(_frame([*ten, {"encryption": "tls-failed", "trust": None}]))["outbound"][0]

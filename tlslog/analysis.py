@@ -69,6 +69,9 @@ class Analysis:
     source_epochs: dict[str, dict[str | None, int]] = field(default_factory=dict)
     #: with `Options.keep_open`: the sessions still open at the end (their rows are cut off)
     open_state: OpenState | None = None
+    #: Postfix 3.10+ TLSRPT lines: (day, status, domain, mx_name, mx_addr, failure_type,
+    #: failure_reason) -> how many (`tlslog.tlsrpt`); empty from the history store
+    tlsrpt: dict[tuple, int] = field(default_factory=dict)
 
 
 def analyze(args: list[str], options: Options | None = None,
@@ -84,6 +87,7 @@ def analyze(args: list[str], options: Options | None = None,
     stitcher = Stitcher(options.timeout, options.columns, ordered=options.ordered, classifier=options.classifier,
                         resume=options.resume, keep_open=options.keep_open)
     source_stats: dict[str, LineStats] = {}
+    tlsrpt: dict[tuple, int] = {}
     unparsed: list[Unparsed] = []
     names: list[str] = []
     for task, result in run_local(planner.tasks(sources), options.jobs or default_jobs()):
@@ -100,6 +104,8 @@ def analyze(args: list[str], options: Options | None = None,
             names.append(task.source)
         stitcher.add(result, task.source)
         source_stats.setdefault(task.source, LineStats()).add(result.stats)
+        for entry, count in result.tlsrpt.items():
+            tlsrpt[entry] = tlsrpt.get(entry, 0) + count
         if progress is not None:
             progress(result)
     sessions, evidence = stitcher.finish()
@@ -108,4 +114,4 @@ def analyze(args: list[str], options: Options | None = None,
     unread = {e.name for e in errors if not isinstance(e, DamagedInput)}
     read = [s.name for s in sources if s.name not in unread and s.name not in names]  # empty ones: no task
     return Analysis(sessions, evidence, stitcher.stats, names + read, errors, unparsed, stitcher.postfix_versions,
-                    source_stats, stitcher.source_epochs, stitcher.open_state)
+                    source_stats, stitcher.source_epochs, stitcher.open_state, tlsrpt)

@@ -510,6 +510,77 @@ def policy(
     raise typer.Exit(_exit_code(analysis, strict))
 
 
+class TlsrptFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+
+
+@app.command()
+def tlsrpt(
+    files: Files = None,
+    db: Db = None,
+    journal: Journal = False,
+    unit: Unit = None,
+    domain: Annotated[Optional[list[str]], typer.Option(
+        "--domain", metavar="DOMAIN", help="Only this destination (policy) domain; repeatable.",
+        show_default=False)] = None,
+    organization: Annotated[Optional[str], typer.Option(
+        "--organization", metavar="NAME", help="organization-name of the reports (default: the logging host).",
+        show_default=False)] = None,
+    contact: Annotated[Optional[str], typer.Option(
+        "--contact", metavar="ADDRESS", help="contact-info of the reports (default: postmaster@ the logging host).",
+        show_default=False)] = None,
+    format: Annotated[TlsrptFormat, typer.Option("--format", "-f", help="Output format: json (a list of reports), "
+                                                                        "jsonl (one per line), table.")] = TlsrptFormat.json,
+    since: Since = None,
+    until: Until = None,
+    internal: Internal = None,
+    internal_service: InternalService = None,
+    jobs: Jobs = 0,
+    year: Year = None,
+    timeout: Timeout = 3600.0,
+    strict: Strict = False,
+    debug: Debug = False,
+) -> None:
+    """What your peers' TLSRPT reports will say: RFC 8460 reports (JSON) per destination domain
+    and day, from Postfix's TLSRPT lines (3.10+) or, where there are none, from the deliveries.
+
+    \b
+    Examples:
+      tlslog tlsrpt /var/log/maillog --domain example.net
+      tlslog tlsrpt --db ~/.local/share/tlslog/history.db --since yesterday --format jsonl
+    """
+    from .render import print_renderable, tlsrpt_renderable, write_json
+    from .tlsrpt import COLUMNS, build_reports
+
+    inputs = _inputs(files, journal, unit, db)
+    classifier = _classifier(internal, internal_service, None)
+    rows = _filter(since, until, None, None, None)
+    with _user_errors():
+        analysis = _run(inputs, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
+                        classifier=classifier, rows=rows)
+        hosts = analysis.sessions["host"].dropna()
+        host = str(hosts.iloc[0]) if len(hosts) else "localhost"
+        lines = analysis.tlsrpt
+        if rows and (rows.since is not None or rows.until is not None):
+            days = set(analysis.sessions["day"].tolist())
+            lines = {entry: n for entry, n in lines.items() if entry[0] in days}
+        reports = build_reports(analysis.sessions, lines, organization=organization or host,
+                                contact=contact or f"postmaster@{host}",
+                                domains=tuple(d.strip().lower() for d in domain or ()))
+        if format is TlsrptFormat.json:
+            write_json([r["report"] for r in reports], sys.stdout)
+        elif format is TlsrptFormat.jsonl:
+            import json
+
+            for r in reports:
+                sys.stdout.write(json.dumps(r["report"], ensure_ascii=False) + "\n")
+        else:
+            print_renderable(tlsrpt_renderable(reports), sys.stdout)
+    raise typer.Exit(_exit_code(analysis, strict))
+
+
 @app.command()
 def doctor(
     config_file: Annotated[Optional[str], typer.Argument(

@@ -80,6 +80,17 @@ class Status(NamedTuple):
     reason: str | None
 
 
+class Tlsrpt(NamedTuple):
+    """Postfix 3.10+ TLSRPT status of one new TLS connection: counted apart (`tlslog.tlsrpt`)."""
+
+    status: str
+    domain: str
+    mx_name: str | None
+    mx_addr: str
+    failure_type: str | None
+    failure_reason: str | None
+
+
 Values = (Connect | Disconnect | TlsSummary | Client | Lost | TlsAbort | SslError | TlsLibraryProblem
           | CertVerifyFailed | EhloDiscard | Status)
 
@@ -97,6 +108,7 @@ KINDS: dict[str, Any] = {
     "ehlo_discard": EhloDiscard,
     "status": Status,
     "status_damaged": Status,
+    "tlsrpt": Tlsrpt,
 }
 #: The fields of each rule the fold reads, in tuple order (`tlslog.parse.RuleSet` ``select``).
 FIELDS: dict[str, tuple[str, ...]] = {kind: cls._fields for kind, cls in KINDS.items()}

@@ -13,6 +13,9 @@ of each security level and a draft ``smtp_tls_policy_maps`` table.
 ``dane-only``  fails every delivery without DANE evidence (Postfix 3.11's ``tls=dane``);
                None when no delivery of the domain has a ``tls=`` field at all (older Postfix)
 
+``tls_levels`` counts the domain's deliveries by the level of their ``tls=`` field (3.11+: the
+level Postfix applied, ``may``, ``may:none`` for a downgrade, ``!encrypt`` for a violation...).
+
 Deliveries that made no connection (``relay=none``: no server answered, a DNS failure) are
 counted as ``not_connected`` and judged neither way: requiring TLS changes nothing for them.
 Other ``unknown`` rows (the log says nothing either way: TLS logging off, a cut-off delivery)
@@ -87,6 +90,11 @@ def _outbound(frame: pd.DataFrame, min_deliveries: int) -> list[dict]:
     dane = _per_category(rows["tls_feature"], is_dane)
     featured = np.bincount(codes[logged], minlength=groups)
     no_connection = np.bincount(codes[(rows["evidence"] == "no-connection").to_numpy()], minlength=groups)
+    levels = (pd.DataFrame({"g": codes[logged], "level": rows["tls_feature"].astype(object).to_numpy()[logged]})
+              .assign(level=lambda t: t["level"].str.split("/", n=1).str[0]).groupby(["g", "level"]).size())
+    tls_levels: dict[int, dict[str, int]] = {}
+    for (code, level), count in levels.items():
+        tls_levels.setdefault(int(code), {})[str(level)] = int(count)
     danes = np.bincount(codes[dane], minlength=groups)
     relays = pd.DataFrame({"g": codes, "relay": rows["peer_name"].astype(object)}).dropna()
     top_relays = relays.groupby(["g", "relay"]).size().reset_index(name="n").sort_values(
@@ -123,6 +131,7 @@ def _outbound(frame: pd.DataFrame, min_deliveries: int) -> list[dict]:
             "trust": {"Verified": verified, "Trusted": trusted, "Untrusted": int(trust["Untrusted"][code]),
                       "Anonymous": int(trust["Anonymous"][code])},
             "dane": n_dane if featured[code] else None,
+            "tls_levels": dict(sorted(tls_levels.get(code, {}).items(), key=lambda kv: (-kv[1], kv[0]))),
             "relays": top_relays.get(code, []),
             "first_seen": _iso(agg["first_seen"][code]), "last_seen": _iso(agg["last_seen"][code]),
             "status": status,

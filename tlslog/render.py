@@ -767,3 +767,29 @@ def doctor_markdown(data: dict) -> str:
                          [[f["severity"], _setting(f), f["value"], f["message"], f["why"], f["fix"]]
                           for f in data["findings"]], right=6))
     return "\n".join(out)
+
+
+# -- tlslog tlsrpt -----------------------------------------------------------------------------
+
+def tlsrpt_renderable(reports: list[dict]) -> RenderableType:
+    """One row per report: day, domain, sessions, failures by result type, where the counts came from."""
+    table = _small_table("TLSRPT reports your peers would receive (RFC 8460)")
+    table.add_column("day", no_wrap=True)
+    table.add_column("domain", overflow="fold", min_width=20)
+    for column in ("successful", "failed"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("failures", overflow="fold")
+    table.add_column("from", no_wrap=True)
+    for item in reports:
+        report = item["report"]
+        policy = report["policies"][0]
+        failures: dict[str, int] = {}
+        for detail in policy.get("failure-details", []):
+            failures[detail["result-type"]] = failures.get(detail["result-type"], 0) + detail["failed-session-count"]
+        table.add_row(report["date-range"]["start-datetime"][:10], _safe(policy["policy"]["policy-domain"]),
+                      f"{policy['summary']['total-successful-session-count']:,}",
+                      f"{policy['summary']['total-failure-session-count']:,}",
+                      ", ".join(f"{k} {v:,}" for k, v in failures.items()), item["source"])
+    if not reports:
+        table.add_row("", "(no deliveries)", "", "", "", "")
+    return table

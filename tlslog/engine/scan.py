@@ -75,6 +75,8 @@ class ChunkResult:
     clock: tuple[int, int | None] | None = None
     #: host ("" when unknown) -> the Postfix versions its master start and reload lines name
     postfix_versions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: (day, status, domain, mx_name, mx_addr, failure_type, failure_reason) -> TLSRPT lines
+    tlsrpt: dict[tuple, int] = field(default_factory=dict)
 
 
 # -- the rules, compiled on first use --------------------------------------------------------------
@@ -272,6 +274,7 @@ def scan(task: Task) -> ChunkResult:
     master_rules = _parsers()["master"]
     kinds: dict[str, _Dispatch | str] = {}
     versions: dict[str, set[str]] = {}  # host -> Postfix versions of its master lines
+    tlsrpt: dict[tuple, int] = {}  # (day, TLSRPT fields) -> lines
     head = "\n"  # no line starts with a newline
     stamp = host = last_stamp = wall = None
     unrecognized = parsed = missed = detail = 0
@@ -364,6 +367,11 @@ def scan(task: Task) -> ChunkResult:
         role = how.role  # type: ignore[union-attr]
         if repeated:
             continue
+        if kind == "tlsrpt":  # one line per new TLS connection: counted, not folded
+            when = wall_of(stamp) if record is None else record.wall  # type: ignore[arg-type]
+            entry = (int(when // 86400) if when is not None else -1, *fields)
+            tlsrpt[entry] = tlsrpt.get(entry, 0) + 1
+            continue
         if role == "?":
             role = _role_by_content(kind, fields)
         if role is None:
@@ -381,4 +389,4 @@ def scan(task: Task) -> ChunkResult:
     return ChunkResult(task.index, table.partition(rows, task.columns, task.classifier), fold.evidence, edge, stats,
                        unparsed,
                        first_month=clock.first_month, clock=clock.state(),
-                       postfix_versions={h: tuple(sorted(v)) for h, v in sorted(versions.items())})
+                       postfix_versions={h: tuple(sorted(v)) for h, v in sorted(versions.items())}, tlsrpt=tlsrpt)
