@@ -162,3 +162,22 @@ def test_report_without_rows_still_has_every_key():
     frame = table([])
     report = build_report(frame, LineStats(), by="week")
     assert report["periods"] == [] and report["mx"]["messages"]["coverage"] is None
+
+
+def test_outbound_by_tls_level_of_postfix_311(tmp_path):
+    """Postfix 3.11's tls= field: counted by level, and the verdict where it decides one."""
+    log = tmp_path / "maillog"
+    log.write_text(
+        "Jun  4 12:04:01 mx1 postfix/smtp[15031]: 4F1A23E0C7: to=<alice@example.net>, relay=mx.example.net"
+        "[203.0.113.25]:25, delay=1.2, delays=0.05/0.01/0.62/0.5, tls=dane, dsn=2.0.0, status=sent (250 2.0.0 OK)\n"
+        "Jun  4 12:05:00 mx1 postfix/smtp[15032]: 6B7C8D9E0F: to=<carol@example.com>, relay=mail.example.com"
+        "[192.0.2.40]:25, delay=0.4, delays=0.02/0/0.35/0, tls=!encrypt, dsn=4.7.4, status=deferred (TLS is "
+        "required, but was not offered by host mail.example.com[192.0.2.40])\n"
+        "Jun  4 12:06:00 mx1 postfix/smtp[15033]: 7B7C8D9E0F: to=<dave@example.com>, relay=mail.example.com"
+        "[192.0.2.40]:25, delay=0.4, delays=0.02/0/0.35/0, tls=may:none, dsn=2.0.0, status=sent (250 ok)\n")
+    run = tlslog("report", str(log), "--year", "2026", "--format", "json")
+    outbound = json.loads(run.stdout)["outbound"]
+    assert outbound["by_tls_level"] == {"!encrypt": 1, "dane": 1, "may:none": 1}
+    assert (outbound["tls"], outbound["plaintext"]) == (1, 2)
+    table = tlslog("report", str(log), "--year", "2026")
+    assert "Outbound tls= level" in table.stdout

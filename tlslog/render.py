@@ -450,6 +450,8 @@ def report_renderable(report: dict) -> RenderableType:
                    schema.TRUSTS),
             _split("Key exchange (TLS)", report["inbound"]["by_key_exchange"], report["outbound"]["by_key_exchange"]),
             _ip_table(report),
+            *([_breakdown("Outbound tls= level", report["outbound"]["by_tls_level"])]
+              if report["outbound"].get("by_tls_level") else []),
         ],
         padding=(1, 4),
     )

@@ -28,7 +28,8 @@ from .strength import LEGACY_PROTOCOLS, REASONS, weaknesses
 from .timestamps import format_wall
 
 __all__ = ["COLUMNS", "build_report", "direction_summary", "failures", "parse_fail_under", "period", "peer_table",
-           "plaintext_peers", "shortfalls", "unverified_destinations", "weak_counts", "weak_peers"]
+           "plaintext_peers", "shortfalls", "tls_levels", "unverified_destinations", "weak_counts",
+           "weak_peers"]
 
 #: What these functions read of the session table (the engine returns only this): names and
 #: addresses only where a list can show them (plaintext rows, pending ones that may be, failed
@@ -37,7 +38,7 @@ __all__ = ["COLUMNS", "build_report", "direction_summary", "failures", "parse_fa
 COLUMNS = Projection(
     ("kind", "start", "end", "offset", "host", "service", "peer_name", "peer_ip", "peer_key", "ip_version",
      "encryption", "evidence", "trust", "protocol", "cipher", "cipher_bits", "key_exchange", "failure_reason",
-     "recipient_domain", "messages", "source", "day", "role", "hop"),
+     "recipient_domain", "messages", "source", "day", "role", "hop", "tls_feature"),
     peer_verdicts=frozenset({"plaintext", "pending", "tls-failed"}),
     peer_protocols=LEGACY_PROTOCOLS,
     peer_weak=True,
@@ -152,6 +153,21 @@ def direction_summary(frame: pd.DataFrame, mask: np.ndarray | None = None, weak:
                         for v, part in (("4", mask & (versions == 4)), ("6", mask & (versions == 6)))},
         "weak_tls": weak_counts(frame, tls, weakness(frame) if weak is None else weak),
     }
+
+
+def tls_levels(frame: pd.DataFrame, mask: np.ndarray) -> dict[str, int]:
+    """Deliveries of ``mask`` by the level of their Postfix 3.11 ``tls=`` field (``may``,
+    ``may:none`` for a downgrade, ``dane``, ``!encrypt`` for a violation...), most first; empty
+    for logs of older Postfix."""
+    if "tls_feature" not in frame.columns:
+        return {}
+    column = frame["tls_feature"].array
+    levels = [str(v).split("/", 1)[0] for v in column.categories]
+    counts: Counter = Counter()
+    codes = column.codes[mask]
+    for code, n in zip(*np.unique(codes[codes >= 0], return_counts=True)):
+        counts[levels[code]] += int(n)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def weak_counts(frame: pd.DataFrame, tls: np.ndarray, weak: np.ndarray) -> dict:
@@ -524,6 +540,7 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10, by: 
     blocks = _directions(frame, weak)
     for name, mask in (("inbound", inbound), ("outbound", outbound)):
         blocks[name]["by_service"] = by_service(frame, mask, weak)
+    blocks["outbound"]["by_tls_level"] = tls_levels(frame, outbound)
     summary_in, summary_out = blocks["inbound"], blocks["outbound"]
     plain_in, down_in = plaintext_peers(frame, inbound, peers)
     plain_out, _ = plaintext_peers(frame, outbound, peers)
