@@ -162,3 +162,11 @@ def test_map_text_of_the_month_is_ready_for_postmap():
     active = [line.split("\t") for line in lines if not line.startswith("#")]
     assert len(active) == 17 and {fields[1] for fields in active} == {"encrypt"}
     assert "#posteo.de\tmay\t# 76 of 137 deliveries downgraded to plaintext" in lines
+
+
+def test_the_history_store_gives_the_same_preview_and_tlsrpt(tmp_path):
+    store = str(tmp_path / "history.db")
+    assert tlslog("ingest", "--db", store, str(MONTH), "--year", YEAR).code == 0
+    assert _policy("--db", store) == _policy(str(MONTH), "--year", YEAR)
+    from_store = tlslog("tlsrpt", "--db", store)
+    assert from_store.code == 0 and from_store.stdout == tlslog("tlsrpt", str(MONTH), "--year", YEAR).stdout
