@@ -123,7 +123,7 @@ def classic_like(draw) -> bytes:
 
 
 @needs_compiled
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(classic_like(), st.sampled_from([None, b"", b"Jun  4 11:52:07 mx1 postfix/qmgr[3]: message"]))
 def test_compiled_prefilter_equals_its_definition_on_crafted_lines(data, previous):
     assert _compiled(data, previous) == _reference(data, previous)
