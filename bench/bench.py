@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark tlslog against pflogsumm on the same maillog, in the same run.
 
-    python bench/bench.py MAILLOG [MAILLOG ...] [--runs 3] [--gz] [--ingest] [--before PYTHON] [--json out.json]
+    python bench/bench.py MAILLOG [MAILLOG ...] [--runs 3] [--gz] [--ingest] [--dask] [--before PYTHON] [--json out.json]
 
 For each file it runs, alternating so that machine drift hits every command alike:
 ``pflogsumm FILE`` (Debian package ``pflogsumm``), ``tlslog report FILE --format json``,
@@ -10,7 +10,8 @@ For each file it runs, alternating so that machine drift hits every command alik
 ``tlslog report FILE.gz`` (compressed once into a temporary directory), and with ``--before
 PYTHON`` the ``tlslog report FILE`` of another installation (the interpreter of its venv, e.g.
 a checkout of the previous release), to measure a change before and after in the same run.
-With ``--ingest``, also ``tlslog ingest --db STORE FILE`` into a new store each run, and then
+With ``--dask``, also ``tlslog report FILE --engine dask`` on a LocalCluster of 1 and of 2
+worker processes (the cluster's start included: what a user waits for). With ``--ingest``, also ``tlslog ingest --db STORE FILE`` into a new store each run, and then
 ``tlslog report --db STORE`` (which must print the report of the file). It prints, per
 command, the median wall time of ``--runs`` runs (min-max), lines per second, the peak resident
 memory of the largest single process (``wait4`` rusage, as ``/usr/bin/time`` reports it), and
@@ -88,7 +89,7 @@ def count_lines(path: Path) -> int:
 
 
 def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path, before: str | None = None,
-               with_ingest: bool = False) -> dict:
+               with_ingest: bool = False, with_dask: bool = False) -> dict:
     lines = count_lines(path)
     tlslog = [sys.executable, "-m", "tlslog", "report"]
     commands = []
@@ -107,6 +108,11 @@ def bench_file(path: Path, runs: int, with_gz: bool, tmp: Path, before: str | No
             Command("pure Python: tlslog report FILE", [*tlslog, str(path), "--format", "json"], env=pure),
             Command("pure Python: --jobs 1", [*tlslog, str(path), "--format", "json", "--jobs", "1"], env=pure),
         ]
+    if with_dask:
+        for workers in (1, 2):
+            commands.append(Command(f"tlslog report FILE --engine dask -j{workers}",
+                                    [*tlslog, str(path), "--format", "json", "--engine", "dask", "--jobs",
+                                     str(workers)]))
     if before:
         commands.append(Command("before: tlslog report FILE", [before, "-m", "tlslog", "report", str(path),
                                                                 "--format", "json"], same_output=False, cwd=tmp))
@@ -171,6 +177,7 @@ def main() -> None:
     parser.add_argument("--before", metavar="PYTHON",
                         help="also time `PYTHON -m tlslog report FILE` (another installation's interpreter)")
     parser.add_argument("--ingest", action="store_true", help="also time tlslog ingest (and report --db)")
+    parser.add_argument("--dask", action="store_true", help="also time --engine dask (LocalCluster, 1 and 2 workers)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -179,7 +186,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="tlslog-bench-") as tmp:
         for path in args.files:
-            result = bench_file(path.resolve(), args.runs, args.gz, Path(tmp), args.before, args.ingest)
+            result = bench_file(path.resolve(), args.runs, args.gz, Path(tmp), args.before, args.ingest, args.dask)
             print_table(result)
             results.append(result)
     if args.json:

@@ -1,3 +1,4 @@
 from tlslog.cli import main
 
-main()
+if __name__ == "__main__":  # not when a worker process (Dask, multiprocessing spawn) imports it
+    main()

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from .accounting import LineStats
 from .classify import Classifier
-from .engine.plan import Planner
+from .engine.plan import Planner, Task
 from .engine.run import default_jobs, run_local
 from .engine.scan import ChunkResult, Unparsed, scan
 from .errors import DamagedInput, InputError
@@ -49,6 +49,9 @@ class Options:
     resume: OpenState | None = None
     #: keep what is still open at the end as `Analysis.open_state` (the history store's edge)
     keep_open: bool = False
+    #: runs the scan tasks: (tasks, jobs) -> (task, result) in task order; None: this machine
+    #: (`tlslog.engine.run.run_local`), or a cluster's (`tlslog.engine.cluster.Cluster.run`)
+    runner: Callable[[Iterator[Task], int], Iterator[tuple[Task, ChunkResult]]] | None = None
 
 
 @dataclass
@@ -90,7 +93,8 @@ def analyze(args: list[str], options: Options | None = None,
     tlsrpt: dict[tuple, int] = {}
     unparsed: list[Unparsed] = []
     names: list[str] = []
-    for task, result in run_local(planner.tasks(sources), options.jobs or default_jobs()):
+    runner = options.runner or run_local
+    for task, result in runner(planner.tasks(sources), options.jobs or default_jobs()):
         if stitcher.clock is not None and needs_redo(result.first_month, (task.year, task.month), stitcher.clock):
             # The planner guessed this chunk's year state from its first line, and the previous
             # chunk ended where that guess gives other years: redo it from the true state.

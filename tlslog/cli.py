@@ -151,6 +151,19 @@ Peer = Annotated[Optional[list[str]], typer.Option(
          "network; repeatable.", show_default=False)]
 
 
+class Engine(str, enum.Enum):
+    local = "local"
+    dask = "dask"
+
+
+EngineOption = Annotated[Engine, typer.Option(
+    "--engine", help="Where the scan runs: local (worker processes here) or dask (a Dask cluster: --scheduler, "
+                     "else a LocalCluster of --jobs workers here; pip install 'tlslog[dask]').")]
+Scheduler = Annotated[Optional[str], typer.Option(
+    "--scheduler", metavar="URL", help="A Dask scheduler, e.g. tcp://HOST:8786: run the scan on its workers "
+                                       "(implies --engine dask).", show_default=False)]
+
+
 Db = Annotated[Optional[str], typer.Option(
     "--db", metavar="PATH", help="Read the history store (made by tlslog ingest) instead of log files.",
     show_default=False)]
@@ -244,7 +257,8 @@ _debug = False
 
 def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout: float, strict: bool,
          debug: bool, *, columns: tuple[str, ...] | Projection | None = None, ordered: bool = True,
-         keep_unparsed: int = 0, classifier: Classifier | None = None, rows: Filter | None = None) -> Analysis:
+         keep_unparsed: int = 0, classifier: Classifier | None = None, rows: Filter | None = None,
+         engine: Engine = Engine.local, scheduler: str | None = None) -> Analysis:
     """Analyse the inputs (or read the store); with ``rows``, the session table holds only the
     rows it keeps (it is applied after settlement, and the engine is asked for what it reads)."""
     global _debug
@@ -269,7 +283,14 @@ def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout
         sources = _journal(inputs, rows, timeout)
         files = inputs.files or []
         _stdin_notice(files, sources)
-        with progress_for(files) as progress:
+        with contextlib.ExitStack() as stack:
+            if engine is Engine.dask or scheduler is not None:
+                from .engine.cluster import Cluster
+
+                cluster = stack.enter_context(Cluster(scheduler, workers=jobs))
+                typer.echo(f"tlslog: Dask dashboard: {cluster.dashboard}", err=True)
+                options = dataclasses.replace(options, runner=cluster.run)
+            progress = stack.enter_context(progress_for(files))
             analysis = analyze(files, options, progress=progress, sources=sources)
     for error in analysis.errors:
         typer.echo(f"tlslog: {error}", err=True)
@@ -359,6 +380,8 @@ def report(
     internal_service: InternalService = None,
     submission_service: SubmissionService = None,
     jobs: Jobs = 0,
+    engine: EngineOption = Engine.local,
+    scheduler: Scheduler = None,
     year: Year = None,
     timeout: Timeout = 3600.0,
     strict: Strict = False,
@@ -387,7 +410,7 @@ def report(
             raise typer.BadParameter(str(exc), param_hint="'--fail-under'") from None
     with _user_errors():
         analysis = _run(inputs, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
-                        classifier=classifier, rows=rows)
+                        classifier=classifier, rows=rows, engine=engine, scheduler=scheduler)
         data = build_report(analysis.sessions, analysis.stats, peers=peers, by=by.value if by else None,
                             postfix_versions=analysis.postfix_versions)
         _write(format.value, data, table=report_renderable, markdown=report_markdown, csv=write_report_csv)
@@ -418,6 +441,8 @@ def peers_command(
     internal_service: InternalService = None,
     submission_service: SubmissionService = None,
     jobs: Jobs = 0,
+    engine: EngineOption = Engine.local,
+    scheduler: Scheduler = None,
     year: Year = None,
     timeout: Timeout = 3600.0,
     strict: Strict = False,
@@ -440,7 +465,7 @@ def peers_command(
     rows = _filter(since, until, direction, service, peer)
     with _user_errors():
         analysis = _run(inputs, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
-                        classifier=classifier, rows=rows)
+                        classifier=classifier, rows=rows, engine=engine, scheduler=scheduler)
         data = build_peers(analysis.sessions, plaintext=plaintext, limit=limit, sort=sort.value)
         _write(format.value, data, table=peers_renderable, markdown=peers_markdown, csv=write_peers_csv)
     raise typer.Exit(_exit_code(analysis, strict))
@@ -472,6 +497,8 @@ def policy(
     internal_service: InternalService = None,
     submission_service: SubmissionService = None,
     jobs: Jobs = 0,
+    engine: EngineOption = Engine.local,
+    scheduler: Scheduler = None,
     year: Year = None,
     timeout: Timeout = 3600.0,
     strict: Strict = False,
@@ -494,7 +521,7 @@ def policy(
     rows = _filter(since, until, None, None, peer)
     with _user_errors():
         analysis = _run(inputs, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
-                        classifier=classifier, rows=rows)
+                        classifier=classifier, rows=rows, engine=engine, scheduler=scheduler)
         data = build_policy(analysis.sessions, min_deliveries=min_deliveries, limit=0 if map else limit)
         if map and format is PolicyFormat.json:
             write_json({"period": data["period"], "min_deliveries": min_deliveries, "entries": policy_map(data)},
@@ -538,6 +565,8 @@ def tlsrpt(
     internal: Internal = None,
     internal_service: InternalService = None,
     jobs: Jobs = 0,
+    engine: EngineOption = Engine.local,
+    scheduler: Scheduler = None,
     year: Year = None,
     timeout: Timeout = 3600.0,
     strict: Strict = False,
@@ -559,7 +588,7 @@ def tlsrpt(
     rows = _filter(since, until, None, None, None)
     with _user_errors():
         analysis = _run(inputs, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
-                        classifier=classifier, rows=rows)
+                        classifier=classifier, rows=rows, engine=engine, scheduler=scheduler)
         hosts = analysis.sessions["host"].dropna()
         host = str(hosts.iloc[0]) if len(hosts) else "localhost"
         lines = analysis.tlsrpt
@@ -686,6 +715,8 @@ def sessions(
     internal_service: InternalService = None,
     submission_service: SubmissionService = None,
     jobs: Jobs = 0,
+    engine: EngineOption = Engine.local,
+    scheduler: Scheduler = None,
     year: Year = None,
     timeout: Timeout = 3600.0,
     strict: Strict = False,
@@ -704,7 +735,8 @@ def sessions(
     classifier = _classifier(internal, internal_service, submission_service)
     rows = _filter(since, until, direction, service, peer)
     with _user_errors():
-        analysis = _run(inputs, jobs, year, timeout, strict, debug, classifier=classifier, rows=rows)
+        analysis = _run(inputs, jobs, year, timeout, strict, debug, classifier=classifier, rows=rows, engine=engine,
+                        scheduler=scheduler)
         frame = analysis.sessions
         if format is SessionFormat.jsonl:
             write_sessions_jsonl(frame, sys.stdout)

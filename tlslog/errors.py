@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "EXIT_DAMAGED",
+    "EXIT_ENGINE",
     "EXIT_FAIL_UNDER",
     "EXIT_FINDINGS",
     "EXIT_INPUT",
@@ -15,6 +16,7 @@ __all__ = [
     "EXIT_STRICT",
     "EXIT_USAGE",
     "DamagedInput",
+    "EngineError",
     "InputError",
     "StoreError",
     "NoEntries",
@@ -39,6 +41,8 @@ EXIT_NO_POSTFIX = 6
 EXIT_STORE = 7
 #: ``doctor``: the configuration has findings of severity warning or error.
 EXIT_FINDINGS = 8
+#: ``--engine dask``/``--scheduler``: Dask is not installed, or the scheduler cannot be reached.
+EXIT_ENGINE = 9
 #: A bug in tlslog (an unexpected exception; ``--debug`` shows the traceback).
 EXIT_INTERNAL = 70
 #: Interrupted with Ctrl-C (128 + SIGINT).
@@ -84,3 +88,9 @@ class StoreError(TlslogError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class EngineError(TlslogError):
+    """The distributed engine cannot be used (not installed, scheduler unreachable)."""
+
+    exit_code = EXIT_ENGINE

@@ -1,0 +1,102 @@
+"""The Dask engine (`tlslog.engine.cluster`): the same output as the local engine, byte for byte.
+
+On a ``LocalCluster`` of worker processes (started and stopped here), with small chunks so that
+sessions cross task boundaries, on a rotated pair and on the mixed TLS log level pair; a worker
+killed mid-run (by the PID of the process we started) is Dask's to retry. Skipped without Dask
+(``pip install 'tlslog[dask]'``), except where ``TLSLOG_DASK_REQUIRED=1`` (CI) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+import pytest
+
+from .conftest import SAMPLES, maillogs, tlslog
+
+try:
+    import distributed  # noqa: F401
+except ImportError:
+    if os.environ.get("TLSLOG_DASK_REQUIRED"):
+        raise
+    pytest.skip("Dask is not installed here (pip install 'tlslog[dask]')", allow_module_level=True)
+
+from tlslog.analysis import Options, analyze
+from tlslog.engine import cluster
+from tlslog.engine.cluster import Cluster
+from tlslog.report import COLUMNS, build_report
+
+MONTH = SAMPLES / "synthetic" / "month.log.gz"
+INPUTS = {
+    "month": ([str(MONTH)], ["--year", "2024"]),
+    "rotated": ([str(p) for p in maillogs(SAMPLES / "realpostfix" / "e2e-mixed-rotated")], ["--internal", "none"]),
+    "mixed-loglevels": ([str(p) for p in maillogs(SAMPLES / "realpostfix" / "e2e-mixed")], ["--internal", "none"]),
+}
+
+
+def _json(*args: str, env: dict | None = None) -> str:
+    run = tlslog("report", *args, "--format", "json", env=env)
+    assert run.code == 0, run.stderr
+    return run.stdout
+
+
+def test_one_worker_prints_the_local_report(monkeypatch):
+    monkeypatch.setenv("TLSLOG_CHUNK_SIZE", str(1 << 16))
+    paths, extra = INPUTS["month"]
+    run = tlslog("report", *paths, *extra, "--format", "json", "--engine", "dask", "--jobs", "1")
+    assert run.code == 0
+    assert run.stdout == _json(*paths, *extra)
+    assert run.stderr.startswith("tlslog: Dask dashboard: http://127.0.0.1:")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("name", sorted(INPUTS))
+def test_the_dask_engine_prints_the_local_report(name, workers, monkeypatch):
+    monkeypatch.setenv("TLSLOG_CHUNK_SIZE", str(1 << 12 if name != "month" else 1 << 16))
+    paths, extra = INPUTS[name]
+    local = _json(*paths, *extra)
+    assert _json(*paths, *extra, "--engine", "dask", "--jobs", str(workers)) == local
+    for command in ("peers", "policy", "tlsrpt"):
+        fmt = ["--format", "json"]
+        here = tlslog(command, *paths, *extra, *fmt)
+        there = tlslog(command, *paths, *extra, *fmt, "--engine", "dask", "--jobs", str(workers))
+        assert (there.code, there.stdout) == (here.code, here.stdout), command
+
+
+@pytest.mark.slow
+def test_a_worker_lost_mid_run_is_retried():
+    options = Options(year=2024, columns=COLUMNS, ordered=False, chunk_size=1 << 15)
+    local = analyze([str(MONTH)], options)
+    with Cluster(workers=2) as running:
+        pids = running.client.run(os.getpid)
+        killed: list[int] = []
+
+        def kill_one(result: object) -> None:
+            if not killed:
+                victim = sorted(pids.values())[0]
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+
+        spread = analyze([str(MONTH)], Options(year=2024, columns=COLUMNS, ordered=False, chunk_size=1 << 15,
+                                               runner=running.run), progress=kill_one)
+    assert killed and killed[0] in pids.values()
+    assert json.dumps(build_report(spread.sessions, spread.stats)) == json.dumps(build_report(local.sessions,
+                                                                                              local.stats))
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 0.5)
+    run = tlslog("report", str(MONTH), "--scheduler", "tcp://127.0.0.1:9")
+    assert run.code == 9
+    assert run.stderr.startswith("tlslog: cannot reach the Dask scheduler tcp://127.0.0.1:9: ")
+    assert run.stderr.count("\n") == 1
+
+
+def test_without_dask_the_engine_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    run = tlslog("report", str(MONTH), "--engine", "dask")
+    assert (run.code, run.stderr) == (9, "tlslog: the dask engine needs Dask: pip install 'tlslog[dask]'\n")

@@ -1,0 +1,96 @@
+"""Run scan tasks on a Dask cluster (``pip install 'tlslog[dask]'``): the same tasks and results
+as `tlslog.engine.run.run_local`, so the stitch, the settlement and every report are the local
+ones, and the output is identical.
+
+`Cluster` connects to a scheduler (``tcp://HOST:8786``) or starts a ``LocalCluster`` on this
+machine. Each task (a byte range of a plain file, or a block of a compressed file or stream,
+carried in the task) becomes one Dask task running `tlslog.engine.scan.scan`; a few per worker
+are in flight, and results come back in task order. A worker lost mid-run is Dask's to handle:
+its tasks are run again elsewhere (``distributed.scheduler.allowed-failures``). Workers read
+byte ranges of plain files themselves, so the paths must be the same on every worker (a shared
+file system); compressed files and standard input travel inside the tasks.
+"""
+
+from __future__ import annotations
+
+import collections
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import EngineError
+from .plan import Task
+from .scan import ChunkResult, scan
+
+__all__ = ["Cluster"]
+
+#: Tasks in flight per worker thread: enough to keep them busy, few enough to bound memory.
+WINDOW_PER_WORKER = 2
+#: Seconds to wait for a scheduler before giving up.
+CONNECT_TIMEOUT = 10.0
+
+
+class Cluster:
+    """A Dask client for the run (``with Cluster(...) as cluster: analyze(..., runner=cluster.run)``)."""
+
+    def __init__(self, scheduler: str | None = None, *, workers: int = 0, timeout: float | None = None) -> None:
+        self.scheduler = scheduler
+        self.workers = workers
+        self.timeout = CONNECT_TIMEOUT if timeout is None else timeout
+        self.client: Any = None
+        self._local: Any = None
+
+    def __enter__(self) -> Cluster:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise EngineError("the dask engine needs Dask: pip install 'tlslog[dask]'") from None
+        try:
+            if self.scheduler is None:
+                from .run import default_jobs
+
+                self._local = LocalCluster(n_workers=self.workers or default_jobs(), threads_per_worker=1,
+                                           processes=True, dashboard_address=":0")
+                self.client = Client(self._local)
+            else:
+                self.client = Client(self.scheduler, timeout=self.timeout)
+        except (OSError, TimeoutError) as exc:
+            self.close()
+            raise EngineError(f"cannot reach the Dask scheduler {self.scheduler}: {exc}") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self._local is not None:
+            self._local.close()
+            self._local = None
+
+    @property
+    def dashboard(self) -> str | None:
+        """The dashboard's address, when the scheduler serves one."""
+        return getattr(self.client, "dashboard_link", None) if self.client is not None else None
+
+    def threads(self) -> int:
+        """Worker threads of the cluster now (at least 1)."""
+        info = self.client.scheduler_info()
+        return max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
+
+    def run(self, tasks: Iterator[Task], jobs: int = 0) -> Iterator[tuple[Task, ChunkResult]]:
+        """(task, result) in task order, like `tlslog.engine.run.run_local` (``jobs`` is the
+        cluster's business: its workers are what it has)."""
+        window: collections.deque = collections.deque()
+        limit = WINDOW_PER_WORKER * self.threads()
+        run = uuid.uuid4().hex[:8]  # keys unique to this run (the dashboard shows them)
+        for task in tasks:
+            window.append((task, self.client.submit(scan, task, pure=False, key=f"tlslog-scan-{run}-{task.index}")))
+            if len(window) >= limit:
+                done, future = window.popleft()
+                yield done, future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, future.result()
