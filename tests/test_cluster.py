@@ -43,6 +43,7 @@ def _json(*args: str, env: dict | None = None) -> str:
     return run.stdout
 
 
+@pytest.mark.slow
 def test_one_worker_prints_the_local_report(monkeypatch):
     monkeypatch.setenv("TLSLOG_CHUNK_SIZE", str(1 << 16))
     paths, extra = INPUTS["month"]

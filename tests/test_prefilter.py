@@ -150,7 +150,8 @@ def test_both_paths_give_the_same_session_table(group, monkeypatch):
     """Small chunks for the samples, so that chunk edges (a line repeated across one) fall everywhere."""
     if group == "external" and not EXTERNAL.is_dir():
         pytest.skip(f"the external corpus is not beside the repository ({EXTERNAL})")
-    paths = [p for p in INPUTS if (EXTERNAL in p.parents) == (group == "external")]
+    paths = [p for p in INPUTS if (EXTERNAL in p.parents) == (group == "external")
+             and p.name != "month.log.gz"]  # the month: too slow in 64 KiB chunks; the prefilter test has it
     chunk_size = 1 << 16 if group == "samples" else 1 << 22
     fast = _analysis(paths, monkeypatch, True, chunk_size)
     plain = _analysis(paths, monkeypatch, False, chunk_size)
