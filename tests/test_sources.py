@@ -6,6 +6,7 @@ import bz2
 import gzip
 import json
 import lzma
+import os
 import zlib
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tlslog.errors import DamagedInput
 from tlslog.analysis import Options, analyze
 from tlslog.sources import Source, read_blocks, resolve, rotation_order
 
-from .conftest import SAMPLES, tlslog
+from .conftest import SAMPLES, maillogs, tlslog
 
 LOG = SAMPLES / "realpostfix" / "default" / "maillog"
 
@@ -261,3 +262,50 @@ def test_garbage_after_bzip2_or_xz_data_is_damage(tmp_path, kind):
     path.write_bytes(_COMPRESS[kind](b"one line\n") + b"junk")
     read, _, error = _read_all(path, 4096)
     assert read == b"one line\n" and f"corrupt {kind} data (" in str(error)
+
+
+def _fsspec():
+    try:
+        import fsspec
+    except ImportError:
+        if os.environ.get("TLSLOG_DASK_REQUIRED"):
+            raise
+        pytest.skip("fsspec is not installed here (pip install 'tlslog[dask]')")
+    return fsspec
+
+
+def test_fsspec_urls_read_like_the_files_they_name():
+    _fsspec()
+    month = SAMPLES / "synthetic" / "month.log.gz"
+    as_path = tlslog("report", str(month), "--year", "2024", "--format", "json")
+    as_url = tlslog("report", month.resolve().as_uri(), "--year", "2024", "--format", "json")
+    assert (as_url.code, as_url.stdout) == (0, as_path.stdout)
+    rotated = SAMPLES / "realpostfix" / "e2e-mixed-rotated"
+    files = tlslog("sessions", *(str(p) for p in maillogs(rotated)), "--format", "jsonl")
+    pattern = rotated.resolve().as_uri() + "/maillog*"
+    urls = tlslog("sessions", pattern, "--format", "jsonl")
+    strip = lambda text: [{k: v for k, v in json.loads(line).items() if k != "source"}  # noqa: E731
+                          for line in text.splitlines()]
+    assert urls.code == 0 and strip(urls.stdout) == strip(files.stdout)
+    assert {json.loads(line)["source"] for line in urls.stdout.splitlines()} == {
+        rotated.resolve().as_uri() + "/maillog", rotated.resolve().as_uri() + "/maillog.1.gz"}
+
+
+def test_unreadable_urls_are_named_in_one_line():
+    _fsspec()
+    missing = tlslog("report", "file:///nonexistent/maillog")
+    assert (missing.code, missing.stderr) == (1, "tlslog: file:///nonexistent/maillog: No such file\n")
+    unknown = tlslog("report", "nosuchfs://bucket/maillog")
+    assert unknown.code == 1 and unknown.stderr.startswith("tlslog: nosuchfs://bucket/maillog: ")
+    assert unknown.stderr.count("\n") == 1
+
+
+def test_a_stream_from_memory_fs_reads_as_a_stream():
+    fsspec = _fsspec()
+    data = (SAMPLES / "realpostfix" / "default" / "maillog").read_bytes()
+    with fsspec.open("memory://tlslog-test/maillog", "wb") as out:
+        out.write(data)
+    url = tlslog("report", "memory://tlslog-test/maillog", "--internal", "none", "--format", "json")
+    path = tlslog("report", str(SAMPLES / "realpostfix" / "default" / "maillog"), "--internal", "none",
+                  "--format", "json")
+    assert (url.code, url.stdout) == (0, path.stdout)

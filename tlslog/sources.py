@@ -1,4 +1,6 @@
-"""Where lines come from: stdin, plain files, gzip/bzip2/xz files, globs of rotated logs.
+"""Where lines come from: stdin, plain files, gzip/bzip2/xz files, globs of rotated logs, and
+fsspec URLs (``s3://``, ``gs://``, ``file://``...: read when fsspec and the file system's
+package are installed, e.g. with the ``dask`` extra; globs work there too).
 
 `resolve` turns the command-line arguments into an ordered list of `Source`s (rotated logs
 oldest first) plus the errors of arguments that cannot be read, so the readable ones are still
@@ -50,6 +52,8 @@ class Source:
     regular: bool = False
     #: argv of a process whose stdout is the input (read like stdin; run when read)
     command: tuple[str, ...] | None = None
+    #: an fsspec URL, read as a stream (compression sniffed from its first bytes)
+    url: str | None = None
 
     @property
     def seekable(self) -> bool:
@@ -90,6 +94,31 @@ def _compression_of(head: bytes) -> str | None:
     return None
 
 
+_URL = re.compile(r"\A[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def _urls(arg: str) -> tuple[list[str], InputError | None]:
+    """The URLs an fsspec URL (or glob of them) names, or why it cannot be read."""
+    try:
+        import fsspec
+    except ImportError:
+        return [], InputError(arg, "URL inputs need fsspec: pip install 'tlslog[dask]' (and s3fs, gcsfs... for "
+                                   "their schemes)")
+    try:
+        fs, _, paths = fsspec.get_fs_token_paths(arg)
+        found = [p for p in paths if fs.isfile(p)] if glob.has_magic(arg) else paths
+        if not found:
+            return [], InputError(arg, "no file matches this pattern")
+        if not glob.has_magic(arg) and not fs.isfile(found[0]):
+            return [], InputError(arg, "No such file" if not fs.exists(found[0]) else "not a file")
+    except (ImportError, ValueError) as exc:  # an unknown scheme, or its package missing
+        return [], InputError(arg, str(exc).split("\n")[0])
+    except OSError as exc:
+        return [], InputError(arg, _reason(exc))
+    protocol = arg.split("://", 1)[0]
+    return [p if _URL.match(p) else f"{protocol}://{p}" for p in found], None
+
+
 def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
     """Sources for the arguments (stdin when there are none), and why others were skipped."""
     if not args:
@@ -97,8 +126,16 @@ def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
     sources: list[Source] = []
     errors: list[InputError] = []
     expanded: list[str] = []
+    urls: set[str] = set()
     for arg in args:
-        if arg == "-":
+        if _URL.match(arg):
+            found, error = _urls(arg)
+            if error is not None:
+                errors.append(error)
+            found = rotation_order(sorted(found)) if glob.has_magic(arg) else found
+            expanded.extend(found)
+            urls.update(found)
+        elif arg == "-":
             expanded.append(arg)
         elif glob.has_magic(arg) and not os.path.exists(arg):
             matches = glob.glob(arg)
@@ -110,6 +147,9 @@ def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
     for arg in rotation_order(expanded):
         if arg == "-":
             sources.append(Source("<stdin>", None))
+            continue
+        if arg in urls:
+            sources.append(Source(arg, None, url=arg))
             continue
         path = Path(arg)
         try:
@@ -159,6 +199,12 @@ def read_blocks(source: Source, block_size: int = BLOCK_SIZE) -> Generator[bytes
             from .journal import read_command  # the process machinery only when asked for
 
             yield from read_command(source, block_size)
+            return
+        if source.url is not None:
+            import fsspec
+
+            with fsspec.open(source.url, "rb") as remote:
+                yield from _read_stream(source, remote, block_size)
             return
         if source.path is None:
             yield from _read_stream(source, sys.stdin.buffer, block_size)
