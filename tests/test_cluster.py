@@ -101,3 +101,13 @@ def test_without_dask_the_engine_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     run = tlslog("report", str(MONTH), "--engine", "dask")
     assert (run.code, run.stderr) == (9, "tlslog: the dask engine needs Dask: pip install 'tlslog[dask]'\n")
+
+
+@pytest.mark.slow
+def test_ingest_on_the_dask_engine_stores_what_the_local_one_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLSLOG_CHUNK_SIZE", str(1 << 16))
+    paths, extra = INPUTS["month"]
+    local, spread = str(tmp_path / "local.db"), str(tmp_path / "dask.db")
+    assert tlslog("ingest", "--db", local, *paths, *extra).code == 0
+    assert tlslog("ingest", "--db", spread, *paths, *extra, "--engine", "dask", "--jobs", "2").code == 0
+    assert _json("--db", spread) == _json("--db", local) == _json(*paths, *extra)

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TextIO
 
 import typer
 
@@ -284,12 +284,9 @@ def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout
         files = inputs.files or []
         _stdin_notice(files, sources)
         with contextlib.ExitStack() as stack:
-            if engine is Engine.dask or scheduler is not None:
-                from .engine.cluster import Cluster
-
-                cluster = stack.enter_context(Cluster(scheduler, workers=jobs))
-                typer.echo(f"tlslog: Dask dashboard: {cluster.dashboard}", err=True)
-                options = dataclasses.replace(options, runner=cluster.run)
+            runner = _cluster_runner(stack, engine, scheduler, jobs)
+            if runner is not None:
+                options = dataclasses.replace(options, runner=runner)
             progress = stack.enter_context(progress_for(files))
             analysis = analyze(files, options, progress=progress, sources=sources)
     for error in analysis.errors:
@@ -297,6 +294,18 @@ def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout
     if rows:
         analysis.sessions = rows.apply(analysis.sessions)
     return analysis
+
+
+def _cluster_runner(stack: contextlib.ExitStack, engine: Engine, scheduler: str | None, jobs: int) -> Any:
+    """The Dask cluster's runner for `tlslog.analysis.Options.runner` (None: the local engine);
+    the cluster lives as long as ``stack``."""
+    if engine is not Engine.dask and scheduler is None:
+        return None
+    from .engine.cluster import Cluster
+
+    cluster = stack.enter_context(Cluster(scheduler, workers=jobs))
+    typer.echo(f"tlslog: Dask dashboard: {cluster.dashboard}", err=True)
+    return cluster.run
 
 
 def _stdin_notice(files: list[str], sources: list[Source] | None) -> None:
@@ -771,6 +780,8 @@ def ingest(
                              "last entry the store took (journalctl's cursor, kept in the store).",
         show_default=False)] = None,
     jobs: Jobs = 0,
+    engine: EngineOption = Engine.local,
+    scheduler: Scheduler = None,
     year: Year = None,
     timeout: Timeout = 3600.0,
     strict: Strict = False,
@@ -804,9 +815,10 @@ def ingest(
             sources, cursor = _ingest_sources(inputs, rows, timeout, stack)
             _stdin_notice(files or [], sources)
             store = stack.enter_context(Store(path, write=True))
+            options = Options(jobs=jobs, year=year, timeout=timeout,
+                              runner=_cluster_runner(stack, engine, scheduler, jobs))
             progress = stack.enter_context(progress_for(files or []))
-            result, analysis = add(store, files or [], Options(jobs=jobs, year=year, timeout=timeout), progress,
-                                   sources=sources, cursor=cursor)
+            result, analysis = add(store, files or [], options, progress, sources=sources, cursor=cursor)
         for error in analysis.errors:
             typer.echo(f"tlslog: {error}", err=True)
         new = sum(1 for _, fresh in result.inputs if fresh)
