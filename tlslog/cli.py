@@ -167,6 +167,9 @@ Scheduler = Annotated[Optional[str], typer.Option(
 Db = Annotated[Optional[str], typer.Option(
     "--db", metavar="PATH", help="Read the history store (made by tlslog ingest) instead of log files.",
     show_default=False)]
+ParquetDir = Annotated[Optional[str], typer.Option(
+    "--parquet", metavar="DIR", help="Read the session table's Parquet days (written by tlslog ingest --parquet) "
+                                     "instead of log files.", show_default=False)]
 Journal = Annotated[bool, typer.Option(
     "--journal", help="Read the journal: runs journalctl -o json for the Postfix units (see --unit).")]
 Unit = Annotated[Optional[list[str]], typer.Option(
@@ -183,11 +186,13 @@ class Inputs:
     journal: bool = False
     units: tuple[str, ...] = ()
     db: str | None = None
+    parquet: str | None = None  # a folder written by ingest --parquet
 
     def check(self) -> None:
         """Exactly one of files, --journal and --db (none: standard input)."""
         given = [name for name, used in (("log files", bool(self.files)), ("--journal", self.journal),
-                                         ("--db", self.db is not None)) if used]
+                                         ("--db", self.db is not None), ("--parquet", self.parquet is not None))
+                 if used]
         if len(given) > 1:
             hint = " (add logs to the store with: tlslog ingest --db PATH FILES)" if self.db is not None else ""
             raise typer.BadParameter(f"give {' or '.join(given)}, not both{hint}")
@@ -195,8 +200,9 @@ class Inputs:
             raise typer.BadParameter("--unit needs --journal", param_hint="'--unit'")
 
 
-def _inputs(files: list[str] | None, journal: bool, unit: list[str] | None, db: str | None) -> Inputs:
-    inputs = Inputs(files, journal, tuple(unit or ()), db)
+def _inputs(files: list[str] | None, journal: bool, unit: list[str] | None, db: str | None,
+            parquet: str | None = None) -> Inputs:
+    inputs = Inputs(files, journal, tuple(unit or ()), db, parquet)
     inputs.check()
     return inputs
 
@@ -273,7 +279,15 @@ def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout
         columns = rows.projection(columns)
     options = Options(jobs=jobs, year=year, timeout=timeout, keep_unparsed=keep_unparsed, columns=columns,
                       ordered=ordered, classifier=classifier or Classifier())
-    if inputs.db is not None:
+    if inputs.parquet is not None:
+        from .analysis import Analysis
+        from .parquet import read as read_parquet
+        from .settle import Evidence
+
+        frame, stats, versions = read_parquet(Path(os.path.expanduser(inputs.parquet)), options.classifier,
+                                              since=rows.since if rows else None, until=rows.until if rows else None)
+        analysis = Analysis(frame, Evidence(), stats, [inputs.parquet], postfix_versions=versions)
+    elif inputs.db is not None:
         from .history import load
         from .store import Store
 
@@ -366,6 +380,7 @@ def _write(format: str, data: dict, *, table: Callable[[dict], RenderableType], 
 def report(
     files: Files = None,
     db: Db = None,
+    parquet: ParquetDir = None,
     journal: Journal = False,
     unit: Unit = None,
     format: Annotated[ReportOutput, typer.Option(
@@ -408,7 +423,7 @@ def report(
     from .render import report_markdown, report_renderable, write_report_csv
     from .report import COLUMNS, build_report, parse_fail_under, shortfalls
 
-    inputs = _inputs(files, journal, unit, db)
+    inputs = _inputs(files, journal, unit, db, parquet)
     classifier = _classifier(internal, internal_service, submission_service)
     rows = _filter(since, until, direction, service, peer)
     thresholds: dict[str, float] = {}
@@ -779,6 +794,10 @@ def ingest(
                              "sessions under way then are read whole). Without it, --journal goes on after the "
                              "last entry the store took (journalctl's cursor, kept in the store).",
         show_default=False)] = None,
+    parquet: Annotated[Optional[str], typer.Option(
+        "--parquet", metavar="DIR", help="Also write the days this ingest touched, as the store has them, as "
+                                         "Parquet (DIR/date=YYYY-MM-DD/sessions.parquet; needs pyarrow).",
+        show_default=False)] = None,
     jobs: Jobs = 0,
     engine: EngineOption = Engine.local,
     scheduler: Scheduler = None,
@@ -819,6 +838,12 @@ def ingest(
                               runner=_cluster_runner(stack, engine, scheduler, jobs))
             progress = stack.enter_context(progress_for(files or []))
             result, analysis = add(store, files or [], options, progress, sources=sources, cursor=cursor)
+            if parquet is not None:
+                from .parquet import export_days
+
+                days = {int(d) for d in analysis.sessions["day"].unique()}
+                written = export_days(store, days, Path(os.path.expanduser(parquet)))
+                typer.echo(f"tlslog: {parquet}: {len(days)} day(s) written, {written:,} sessions", err=True)
         for error in analysis.errors:
             typer.echo(f"tlslog: {error}", err=True)
         new = sum(1 for _, fresh in result.inputs if fresh)

@@ -1,0 +1,72 @@
+"""`ingest --parquet DIR` and `report --parquet DIR`: the store's days as Parquet, read back into
+the same reports; plain Parquet that other readers take as one dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from .conftest import SAMPLES, maillogs, tlslog
+
+try:
+    import pyarrow  # noqa: F401
+except ImportError:
+    if os.environ.get("TLSLOG_PARQUET_REQUIRED"):
+        raise
+    pytest.skip("pyarrow is not installed here (pip install 'tlslog[parquet]')", allow_module_level=True)
+
+import pandas as pd
+
+MONTH = SAMPLES / "synthetic" / "month.log.gz"
+
+
+def _report(*args: str) -> str:
+    run = tlslog("report", *args, "--format", "json")
+    assert run.code == 0, run.stderr
+    return run.stdout
+
+
+def test_the_parquet_days_give_the_reports_of_the_store_and_of_the_files(tmp_path):
+    store, folder = str(tmp_path / "history.db"), tmp_path / "parquet"
+    run = tlslog("ingest", "--db", store, "--parquet", str(folder), str(MONTH), "--year", "2024")
+    assert run.code == 0
+    assert f"tlslog: {folder}: 29 day(s) written, 3,642 sessions\n" in run.stderr
+    days = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    assert (len(days), days[0], days[-1]) == (29, "date=2024-11-28", "date=2024-12-26")
+    files = _report(str(MONTH), "--year", "2024")
+    assert _report("--parquet", str(folder)) == _report("--db", store) == files
+    week = ["--since", "2024-12-02", "--until", "2024-12-09", "--by", "day"]
+    assert _report("--parquet", str(folder), *week) == _report("--db", store, *week)
+    # options that derive roles and hops apply when the days are read
+    assert _report("--parquet", str(folder), "--internal", "none") == _report("--db", store, "--internal", "none")
+    # plain Parquet: one dataset for any reader, a row per session
+    table = pd.read_parquet(folder)
+    assert len(table) == 3642 and set(table["date"].astype(str)) == {d[5:] for d in days}
+
+
+def test_ingesting_again_or_in_parts_never_doubles_a_row(tmp_path):
+    rotated = [str(p) for p in maillogs(SAMPLES / "realpostfix" / "e2e-mixed-rotated")]
+    whole_db, parts_db = str(tmp_path / "whole.db"), str(tmp_path / "parts.db")
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert tlslog("ingest", "--db", whole_db, "--parquet", str(whole), *rotated).code == 0
+    for path in rotated:  # the older file, then the newer one: a session crosses between them
+        assert tlslog("ingest", "--db", parts_db, "--parquet", str(parts), path).code == 0
+    assert tlslog("ingest", "--db", parts_db, "--parquet", str(parts), *rotated).code == 0  # again
+    extra = ["--internal", "none"]
+    expected = _report(*rotated, *extra)
+    assert _report("--parquet", str(whole), *extra) == expected
+    assert _report("--parquet", str(parts), *extra) == expected
+    assert len(pd.read_parquet(parts)) == len(pd.read_parquet(whole))
+
+
+def test_errors(tmp_path):
+    missing = tlslog("report", "--parquet", str(tmp_path / "none"))
+    assert missing.code == 1
+    assert missing.stderr == (f"tlslog: {tmp_path / 'none'}: no such directory (write one with: tlslog ingest "
+                              "--parquet DIR)\n")
+    both = tlslog("report", str(MONTH), "--parquet", str(tmp_path))
+    assert both.code == 2 and "give log files or --parquet, not both" in both.stderr
+    empty = tlslog("report", "--parquet", str(tmp_path), "--format", "json")  # nothing written yet
+    assert empty.code == 6 and json.loads(empty.stdout)["inbound"]["total"] == 0

@@ -1,0 +1,147 @@
+"""The history store's session table as Parquet, one file per day, for tools that read Parquet
+(Dask, pandas, DuckDB, Spark) and for ``tlslog report --parquet DIR``.
+
+``tlslog ingest --parquet DIR`` writes, after each ingest, the days it touched as the store now
+has them: ``DIR/date=YYYY-MM-DD/sessions.parquet`` (settled rows of that day, replaced whole, so
+that ingesting a file twice or completing a session later never doubles a row; rows without a
+date go to ``date=unknown``) and ``DIR/_tlslog.json`` (the line accounting and the Postfix versions
+of everything the store has read). Roles and hops are derived again when the table is read, with
+the reading command's ``--internal`` options, as from the store. Needs pyarrow (the ``parquet``
+extra).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from . import schema, table
+from .accounting import LineStats
+from .classify import Classifier
+from .errors import InputError
+
+__all__ = ["export_days", "read"]
+
+_UNKNOWN = "unknown"
+#: The line accounting beside the days (a leading underscore: Parquet readers skip it).
+_META = "_tlslog.json"
+
+
+def _folder(day: int) -> str:
+    if day < 0:
+        return f"date={_UNKNOWN}"
+    return "date=" + (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
+
+
+def _day(folder: str) -> int | None:
+    """The day of a ``date=YYYY-MM-DD`` folder (-1: ``date=unknown``; None: not ours)."""
+    if not folder.startswith("date="):
+        return None
+    text = folder[5:]
+    if text == _UNKNOWN:
+        return -1
+    try:
+        return (dt.date.fromisoformat(text) - dt.date(1970, 1, 1)).days
+    except ValueError:
+        return None
+
+
+def _pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise InputError("--parquet", "Parquet needs pyarrow: pip install 'tlslog[parquet]'") from None
+
+
+def _arrow_schema(names: list[str]) -> object:
+    import pyarrow as pa
+
+    types = {"category": pa.string(), "text": pa.string(), "float64": pa.float64(), "bool": pa.bool_(),
+             "int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64()}
+    return pa.schema([(name, types[schema.column(name).kind]) for name in names])
+
+
+def export_days(store: object, days: set[int], directory: Path) -> int:
+    """Write the days (``-1``: rows without a date) as the store has them now; the rows written."""
+    from .analysis import Options
+    from .history import load
+
+    _pyarrow()
+    directory.mkdir(parents=True, exist_ok=True)
+    written = 0
+    analysis = None
+    for day in sorted(days):
+        if day < 0:
+            analysis = load(store, Options())  # type: ignore[arg-type]
+            frame = analysis.sessions.loc[(analysis.sessions["day"] == -1).to_numpy()]
+        else:
+            analysis = load(store, Options(), since=day * 86400.0, until=(day + 1) * 86400.0)  # type: ignore[arg-type]
+            frame = analysis.sessions
+        folder = directory / _folder(day)
+        folder.mkdir(exist_ok=True)
+        target = folder / "sessions.parquet"
+        temporary = folder / ".sessions.parquet.tmp"
+        # one Arrow schema for every day, categoricals as plain text (Parquet dictionary-encodes
+        # it anyway): the days then read as one dataset in any Parquet reader
+        plain = {name: object for name in frame.columns if isinstance(frame[name].dtype, pd.CategoricalDtype)}
+        frame.reset_index(drop=True).astype(plain).to_parquet(temporary, index=False,
+                                                              schema=_arrow_schema(list(frame.columns)))
+        os.replace(temporary, target)
+        written += len(frame)
+    if analysis is not None:
+        meta = {"lines": analysis.stats.as_dict(), "postfix_versions": analysis.postfix_versions}
+        temporary = directory / "._tlslog.json.tmp"
+        temporary.write_text(json.dumps(meta, indent=2) + "\n")
+        os.replace(temporary, directory / _META)
+    return written
+
+
+def _conform(frame: pd.DataFrame) -> pd.DataFrame:
+    """The schema's types again where Parquet lost them: a column of nulls only comes back as
+    objects, text as pandas' string type."""
+    for name in frame.columns:
+        try:
+            kind = schema.column(name).kind
+        except KeyError:
+            continue
+        if kind == "category" and not isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = pd.Categorical(frame[name].astype(object).where(frame[name].notna(), None))
+        elif kind == "text" and frame[name].dtype != object:
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame
+
+
+def read(directory: Path, classifier: Classifier, since: float | None = None,
+         until: float | None = None) -> tuple[pd.DataFrame, LineStats, dict[str, tuple[str, ...]]]:
+    """The table of the days ``since``..``until`` (wall-clock seconds; all when None), roles and
+    hops derived with ``classifier``; the line accounting and Postfix versions of _tlslog.json."""
+    _pyarrow()
+    if not directory.is_dir():
+        raise InputError(str(directory), "no such directory (write one with: tlslog ingest --parquet DIR)")
+    first = int(since // 86400) if since is not None else None
+    last = int((until - 1e-6) // 86400) if until is not None else None
+    parts = []
+    for folder in sorted(directory.iterdir()):
+        day = _day(folder.name)
+        if day is None or not (folder / "sessions.parquet").exists():
+            continue
+        if day >= 0 and ((first is not None and day < first) or (last is not None and day > last)):
+            continue
+        if day < 0 and (first is not None or last is not None):
+            continue
+        parts.append(pd.read_parquet(folder / "sessions.parquet"))
+    frame = table.concat([_conform(part) for part in parts]) if parts else table.empty(schema.names())
+    table.fix_categories(frame)
+    if len(frame):
+        table.derive(frame, classifier)
+    stats, versions = LineStats(), {}
+    meta_path = directory / _META
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        stats = LineStats(**meta.get("lines", {}))
+        versions = {host: tuple(v) for host, v in meta.get("postfix_versions", {}).items()}
+    return frame, stats, versions
