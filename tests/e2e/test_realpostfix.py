@@ -19,7 +19,8 @@ from .conftest import TLSLOG_COMMANDS, tlslog_outputs
 from .driver import HANDLERS
 from .harness import RUNS, SEGMENTS_FILE, RunResult
 
-pytestmark = pytest.mark.e2e
+# slow too: four real Postfix runs take half a minute, so the default run leaves them to `-m slow`
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def tlslog(name: str, maillog: Path) -> str:
