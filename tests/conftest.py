@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import subprocess
@@ -24,6 +25,17 @@ def maillogs(sample: Path) -> list[Path]:
     from tlslog.sources import rotation_order
 
     return [Path(p) for p in rotation_order(sorted(str(p) for p in sample.glob("maillog*")))]
+
+
+def import_or_skip(module: str, required: str, hint: str) -> object:
+    """``module``, or a skip with ``hint`` (an optional extra not installed here), except where the
+    environment variable ``required`` is set (CI): then its absence is a failure."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.environ.get(required):
+            raise
+        pytest.skip(hint, allow_module_level=True)
 
 
 @pytest.fixture(autouse=True)

@@ -15,14 +15,9 @@ import sys
 
 import pytest
 
-from .conftest import SAMPLES, maillogs, tlslog
+from .conftest import SAMPLES, import_or_skip, maillogs, tlslog
 
-try:
-    import distributed  # noqa: F401
-except ImportError:
-    if os.environ.get("TLSLOG_DASK_REQUIRED"):
-        raise
-    pytest.skip("Dask is not installed here (pip install 'tlslog[dask]')", allow_module_level=True)
+import_or_skip("distributed", "TLSLOG_DASK_REQUIRED", "Dask is not installed here (pip install 'tlslog[dask]')")
 
 from tlslog.analysis import Options, analyze
 from tlslog.engine import cluster

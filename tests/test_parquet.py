@@ -4,18 +4,10 @@ the same reports; plain Parquet that other readers take as one dataset."""
 from __future__ import annotations
 
 import json
-import os
 
-import pytest
+from .conftest import SAMPLES, import_or_skip, maillogs, tlslog
 
-from .conftest import SAMPLES, maillogs, tlslog
-
-try:
-    import pyarrow  # noqa: F401
-except ImportError:
-    if os.environ.get("TLSLOG_PARQUET_REQUIRED"):
-        raise
-    pytest.skip("pyarrow is not installed here (pip install 'tlslog[parquet]')", allow_module_level=True)
+import_or_skip("pyarrow", "TLSLOG_PARQUET_REQUIRED", "pyarrow is not installed here (pip install 'tlslog[parquet]')")
 
 import pandas as pd
 

@@ -6,7 +6,6 @@ import bz2
 import gzip
 import json
 import lzma
-import os
 import zlib
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from tlslog.errors import DamagedInput
 from tlslog.analysis import Options, analyze
 from tlslog.sources import Source, read_blocks, resolve, rotation_order
 
-from .conftest import SAMPLES, maillogs, tlslog
+from .conftest import SAMPLES, import_or_skip, maillogs, tlslog
 
 LOG = SAMPLES / "realpostfix" / "default" / "maillog"
 
@@ -265,13 +264,7 @@ def test_garbage_after_bzip2_or_xz_data_is_damage(tmp_path, kind):
 
 
 def _fsspec():
-    try:
-        import fsspec
-    except ImportError:
-        if os.environ.get("TLSLOG_DASK_REQUIRED"):
-            raise
-        pytest.skip("fsspec is not installed here (pip install 'tlslog[dask]')")
-    return fsspec
+    return import_or_skip("fsspec", "TLSLOG_DASK_REQUIRED", "fsspec is not installed here (pip install 'tlslog[dask]')")
 
 
 def test_fsspec_urls_read_like_the_files_they_name():
