@@ -106,3 +106,19 @@ def test_ingest_on_the_dask_engine_stores_what_the_local_one_does(tmp_path, monk
     assert tlslog("ingest", "--db", local, *paths, *extra).code == 0
     assert tlslog("ingest", "--db", spread, *paths, *extra, "--engine", "dask", "--jobs", "2").code == 0
     assert _json("--db", spread) == _json("--db", local) == _json(*paths, *extra)
+
+
+@pytest.mark.slow
+def test_an_unreadable_input_fails_a_dask_run_unless_skipped(tmp_path):
+    missing = str(tmp_path / "maillog.missing")
+    paths, extra = INPUTS["month"]
+    failed = tlslog("report", *paths, missing, *extra, "--format", "json", "--engine", "dask", "--jobs", "1")
+    assert (failed.code, failed.stdout) == (1, "")
+    assert f"tlslog: {missing}: No such file or directory\n" in failed.stderr
+    assert failed.stderr.endswith("tlslog: nothing reported: an input could not be read (--skip-bad-files reports "
+                                  "the others)\n")
+    skipped = tlslog("report", *paths, missing, *extra, "--format", "json", "--engine", "dask", "--jobs", "1",
+                     "--skip-bad-files")
+    assert (skipped.code, skipped.stdout) == (1, _json(*paths, *extra))
+    local = tlslog("report", *paths, missing, *extra, "--format", "json")  # the local engine always skips
+    assert (local.code, local.stdout) == (1, skipped.stdout)

@@ -27,10 +27,12 @@ from .errors import (
     EXIT_FAIL_UNDER,
     EXIT_FINDINGS,
     EXIT_INTERNAL,
+    EXIT_INPUT,
     EXIT_INTERRUPTED,
     EXIT_NO_POSTFIX,
     EXIT_OK,
     EXIT_STRICT,
+    DamagedInput,
     InputError,
     TlslogError,
 )
@@ -164,6 +166,11 @@ Scheduler = Annotated[Optional[str], typer.Option(
                                        "(implies --engine dask).", show_default=False)]
 
 
+SkipBadFiles = Annotated[bool, typer.Option(
+    "--skip-bad-files", help="With --engine dask: report the readable inputs when one cannot be read (exit code 1); "
+                             "without it such a run prints nothing. The local engine always does this.")]
+
+
 Db = Annotated[Optional[str], typer.Option(
     "--db", metavar="PATH", help="Read the history store (made by tlslog ingest) instead of log files.",
     show_default=False)]
@@ -264,7 +271,7 @@ _debug = False
 def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout: float, strict: bool,
          debug: bool, *, columns: tuple[str, ...] | Projection | None = None, ordered: bool = True,
          keep_unparsed: int = 0, classifier: Classifier | None = None, rows: Filter | None = None,
-         engine: Engine = Engine.local, scheduler: str | None = None) -> Analysis:
+         engine: Engine = Engine.local, scheduler: str | None = None, skip_bad_files: bool = False) -> Analysis:
     """Analyse the inputs (or read the store); with ``rows``, the session table holds only the
     rows it keeps (it is applied after settlement, and the engine is asked for what it reads)."""
     global _debug
@@ -303,6 +310,13 @@ def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout
                 options = dataclasses.replace(options, runner=runner)
             progress = stack.enter_context(progress_for(files))
             analysis = analyze(files, options, progress=progress, sources=sources)
+        unreadable = [e for e in analysis.errors if not isinstance(e, DamagedInput)]
+        if runner is not None and unreadable and not skip_bad_files:
+            for error in unreadable:
+                typer.echo(f"tlslog: {error}", err=True)
+            typer.echo("tlslog: nothing reported: an input could not be read (--skip-bad-files reports the others)",
+                       err=True)
+            raise typer.Exit(EXIT_INPUT)
     for error in analysis.errors:
         typer.echo(f"tlslog: {error}", err=True)
     if rows:
@@ -406,6 +420,7 @@ def report(
     jobs: Jobs = 0,
     engine: EngineOption = Engine.local,
     scheduler: Scheduler = None,
+    skip_bad_files: SkipBadFiles = False,
     year: Year = None,
     timeout: Timeout = 3600.0,
     strict: Strict = False,
@@ -434,7 +449,8 @@ def report(
             raise typer.BadParameter(str(exc), param_hint="'--fail-under'") from None
     with _user_errors():
         analysis = _run(inputs, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
-                        classifier=classifier, rows=rows, engine=engine, scheduler=scheduler)
+                        classifier=classifier, rows=rows, engine=engine, scheduler=scheduler,
+                        skip_bad_files=skip_bad_files)
         data = build_report(analysis.sessions, analysis.stats, peers=peers, by=by.value if by else None,
                             postfix_versions=analysis.postfix_versions)
         _write(format.value, data, table=report_renderable, markdown=report_markdown, csv=write_report_csv)
@@ -467,6 +483,7 @@ def peers_command(
     jobs: Jobs = 0,
     engine: EngineOption = Engine.local,
     scheduler: Scheduler = None,
+    skip_bad_files: SkipBadFiles = False,
     year: Year = None,
     timeout: Timeout = 3600.0,
     strict: Strict = False,
@@ -489,7 +506,8 @@ def peers_command(
     rows = _filter(since, until, direction, service, peer)
     with _user_errors():
         analysis = _run(inputs, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
-                        classifier=classifier, rows=rows, engine=engine, scheduler=scheduler)
+                        classifier=classifier, rows=rows, engine=engine, scheduler=scheduler,
+                        skip_bad_files=skip_bad_files)
         data = build_peers(analysis.sessions, plaintext=plaintext, limit=limit, sort=sort.value)
         _write(format.value, data, table=peers_renderable, markdown=peers_markdown, csv=write_peers_csv)
     raise typer.Exit(_exit_code(analysis, strict))
@@ -523,6 +541,7 @@ def policy(
     jobs: Jobs = 0,
     engine: EngineOption = Engine.local,
     scheduler: Scheduler = None,
+    skip_bad_files: SkipBadFiles = False,
     year: Year = None,
     timeout: Timeout = 3600.0,
     strict: Strict = False,
@@ -545,7 +564,8 @@ def policy(
     rows = _filter(since, until, None, None, peer)
     with _user_errors():
         analysis = _run(inputs, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
-                        classifier=classifier, rows=rows, engine=engine, scheduler=scheduler)
+                        classifier=classifier, rows=rows, engine=engine, scheduler=scheduler,
+                        skip_bad_files=skip_bad_files)
         data = build_policy(analysis.sessions, min_deliveries=min_deliveries, limit=0 if map else limit)
         if map and format is PolicyFormat.json:
             write_json({"period": data["period"], "min_deliveries": min_deliveries, "entries": policy_map(data)},
@@ -591,6 +611,7 @@ def tlsrpt(
     jobs: Jobs = 0,
     engine: EngineOption = Engine.local,
     scheduler: Scheduler = None,
+    skip_bad_files: SkipBadFiles = False,
     year: Year = None,
     timeout: Timeout = 3600.0,
     strict: Strict = False,
@@ -612,7 +633,8 @@ def tlsrpt(
     rows = _filter(since, until, None, None, None)
     with _user_errors():
         analysis = _run(inputs, jobs, year, timeout, strict, debug, columns=COLUMNS, ordered=False,
-                        classifier=classifier, rows=rows, engine=engine, scheduler=scheduler)
+                        classifier=classifier, rows=rows, engine=engine, scheduler=scheduler,
+                        skip_bad_files=skip_bad_files)
         hosts = analysis.sessions["host"].dropna()
         host = str(hosts.iloc[0]) if len(hosts) else "localhost"
         lines = analysis.tlsrpt
@@ -741,6 +763,7 @@ def sessions(
     jobs: Jobs = 0,
     engine: EngineOption = Engine.local,
     scheduler: Scheduler = None,
+    skip_bad_files: SkipBadFiles = False,
     year: Year = None,
     timeout: Timeout = 3600.0,
     strict: Strict = False,
@@ -760,7 +783,8 @@ def sessions(
     rows = _filter(since, until, direction, service, peer)
     with _user_errors():
         analysis = _run(inputs, jobs, year, timeout, strict, debug, classifier=classifier, rows=rows, engine=engine,
-                        scheduler=scheduler)
+                        scheduler=scheduler,
+                        skip_bad_files=skip_bad_files)
         frame = analysis.sessions
         if format is SessionFormat.jsonl:
             write_sessions_jsonl(frame, sys.stdout)
