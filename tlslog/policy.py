@@ -34,12 +34,12 @@ referenced MX; the preview shows who would be affected (submission is where it b
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from .peers import _groups, _registered_domains, aggregate
+from .table import per_value
 from .schema import Projection
 from .timestamps import format_wall
 
@@ -67,15 +67,6 @@ def _iso(seconds: float) -> str | None:
     return None if seconds != seconds else format_wall(float(seconds), None)
 
 
-def _per_category(column: pd.Series, rule: Callable[[object], bool]) -> np.ndarray:
-    """``rule`` of each row's value, applied once per category (missing values: ``rule(None)``)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        array = column.array
-        values = np.array([bool(rule(v)) for v in array.categories] + [bool(rule(None))], dtype=bool)
-        return values[array.codes]
-    return np.array([bool(rule(v)) for v in column.astype(object)], dtype=bool)
-
-
 def _outbound(frame: pd.DataFrame, min_deliveries: int) -> list[dict]:
     rows = frame.loc[((frame["kind"] != "inbound") & (frame["hop"] == "external")).to_numpy()].reset_index(drop=True)
     if not len(rows):
@@ -87,7 +78,7 @@ def _outbound(frame: pd.DataFrame, min_deliveries: int) -> list[dict]:
     trust = {t: np.bincount(codes[tls & (rows["trust"] == t).to_numpy()], minlength=groups)
              for t in ("Verified", "Trusted", "Untrusted", "Anonymous")}
     logged = ~rows["tls_feature"].isna().to_numpy()
-    dane = _per_category(rows["tls_feature"], is_dane)
+    dane = per_value(rows["tls_feature"], is_dane)
     featured = np.bincount(codes[logged], minlength=groups)
     no_connection = np.bincount(codes[(rows["evidence"] == "no-connection").to_numpy()], minlength=groups)
     levels = (pd.DataFrame({"g": codes[logged], "level": rows["tls_feature"].astype(object).to_numpy()[logged]})

@@ -24,7 +24,8 @@ from .classify import Classifier
 from .fold import ROW
 from .settle import PENDING, Evidence, decisions
 
-__all__ = ["DERIVE_FROM", "Accumulator", "derive", "fix_categories", "join", "prune_peers", "empty", "partition", "settle"]
+__all__ = ["DERIVE_FROM", "Accumulator", "derive", "fix_categories", "join", "prune_peers", "empty", "partition",
+           "per_value", "settle"]
 
 _INDEX = {name: i for i, name in enumerate(ROW)}
 _NULLABLE_INT = {"int8": "Int8", "int16": "Int16", "int32": "Int32", "int64": "Int64"}
@@ -137,9 +138,7 @@ def derive(frame: pd.DataFrame, classifier: Classifier = DEFAULT_CLASSIFIER) -> 
     kinds = frame["kind"].to_numpy() == "outbound" if len(frame) else np.zeros(0, dtype=bool)
 
     def per_category(name: str, rule: Callable[[Any], bool]) -> np.ndarray:
-        array = frame[name].array
-        values = np.array([rule(v) for v in array.categories], dtype=bool)
-        return np.append(values, rule(None))[array.codes]  # code -1 (missing) picks the appended value
+        return per_value(frame[name], rule)
 
     services = frame["service"].array
     order = list(_FIXED["role"].categories)
@@ -161,6 +160,18 @@ def derive(frame: pd.DataFrame, classifier: Classifier = DEFAULT_CLASSIFIER) -> 
                                                              frame["peer_ip"].iloc[first].astype(object))]
         frame["peer_key"] = np.array(keys, dtype=np.int64)[inverse.reshape(-1)] if len(frame) else \
             np.zeros(0, dtype=np.int64)
+
+
+def per_value(column: pd.Series, rule: Callable[[Any], bool]) -> np.ndarray:
+    """``rule`` of each row's value as booleans, applied once per distinct value (per category of
+    a categorical; missing values get ``rule(None)``)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        array = column.array
+        values = np.array([bool(rule(v)) for v in array.categories], dtype=bool)
+        return np.append(values, bool(rule(None)))[array.codes]  # code -1 (missing) picks the appended value
+    values = column.astype(object)
+    codes, uniques = pd.factorize(values.to_numpy(), use_na_sentinel=True)
+    return np.append(np.array([bool(rule(v)) for v in uniques], dtype=bool), bool(rule(None)))[codes]
 
 
 def prune_peers(frame: pd.DataFrame, projection: schema.Projection) -> None:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from .policy import is_dane
 from .schema import Projection
+from .table import per_value
 
 __all__ = ["COLUMNS", "RESULT_TYPES", "build_reports", "result_type"]
 
@@ -97,36 +98,37 @@ def _from_deliveries(frame: pd.DataFrame) -> tuple[dict[tuple[int, str], dict], 
     dane: set[tuple[int, str]] = set()
     if not len(rows):
         return out, dane
+    triples = pd.MultiIndex.from_arrays([rows[c].astype(object) for c in ("encryption", "evidence", "failure_reason")])
+    codes, uniques = triples.factorize()  # each result type worked out once per distinct triple
+    kinds = np.array([result_type(*triple) for triple in uniques] + [None], dtype=object)[codes]
+    reasons = rows["failure_reason"].astype(object).to_numpy()
     table = pd.DataFrame({
         "day": rows["day"].to_numpy(), "domain": rows["recipient_domain"].astype(object).to_numpy(),
         "connection": pd.factorize(pd.MultiIndex.from_arrays([rows[c].astype(object).fillna("") for c in
                                                               ("host", "service", "pid", "relay")]
                                                              + [rows["start"].fillna(-1.0)]))[0],
-        "encryption": rows["encryption"].astype(object).to_numpy(),
-        "evidence": rows["evidence"].astype(object).to_numpy(),
-        "reason": rows["failure_reason"].astype(object).to_numpy(),
+        "kind": kinds,
+        "reason": np.where([isinstance(r, str) for r in reasons], reasons, None),
         "mx_name": rows["peer_name"].astype(object).to_numpy(), "mx_addr": rows["peer_ip"].astype(object).to_numpy(),
-        "dane": np.array([is_dane(v) for v in rows["tls_feature"].astype(object)], dtype=bool),
+        "dane": per_value(rows["tls_feature"], is_dane),
     })
-    for (day, domain), group in table.groupby(["day", "domain"], sort=True):
-        # one session per connection; its result is its worst delivery's
-        entry: dict = {"success": 0, "failure": 0, "details": {}}
-        for _, connection in group.groupby("connection", sort=False):
-            first = connection.iloc[0]
-            kinds = [result_type(e, v, r) for e, v, r in zip(connection["encryption"], connection["evidence"],
-                                                               connection["reason"])]
-            failed = next((k for k in kinds if k is not None), None)
-            if failed is None:
-                entry["success"] += 1
-                continue
-            entry["failure"] += 1
-            at = kinds.index(failed)
-            reason = connection["reason"].iloc[at]
-            key = (failed, first["mx_name"], first["mx_addr"], reason if isinstance(reason, str) else None)
-            entry["details"][key] = entry["details"].get(key, 0) + 1
-        out[(int(day), str(domain))] = entry
-        if group["dane"].any():
-            dane.add((int(day), str(domain)))
+    # one session per connection (per day and domain); its result is that of its first failed
+    # delivery, its server that of its first delivery
+    session = ["day", "domain", "connection"]
+    sessions = table.drop_duplicates(session)[[*session, "mx_name", "mx_addr"]]
+    failed = table.loc[table["kind"].notna().to_numpy()].drop_duplicates(session)[[*session, "kind", "reason"]]
+    failed = failed.merge(sessions, on=session, how="left")
+    totals = sessions.groupby(["day", "domain"], sort=True).size()
+    failures = failed.groupby(["day", "domain"]).size()
+    details = failed.fillna({"mx_name": "", "mx_addr": "", "reason": ""}).groupby(
+        ["day", "domain", "kind", "mx_name", "mx_addr", "reason"]).size()
+    for (day, domain), count in totals.items():
+        bad = int(failures.get((day, domain), 0))
+        out[(int(day), str(domain))] = {"success": int(count) - bad, "failure": bad, "details": {}}
+    for (day, domain, kind, name, addr, reason), count in details.items():
+        out[(int(day), str(domain))]["details"][(kind, name or None, addr or None, reason or None)] = int(count)
+    dane = {(int(day), str(domain)) for (day, domain), any_dane in
+            table.groupby(["day", "domain"])["dane"].any().items() if any_dane}
     return out, dane
 
 
