@@ -10,6 +10,7 @@ where the text sets none: ``postconf -n`` shows only what differs from the defau
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -58,9 +59,14 @@ DEFAULTS: dict[str, str] = {
 _REFERENCE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|\(([A-Za-z0-9_]+)\)|([A-Za-z0-9_]+))")
 
 
+_RULES = {"main": grammar.MAIN_RULES, "master": grammar.MASTER_RULES, "parameter": [grammar.PARAMETER],
+          "service": [grammar.SERVICE]}
+
+
 @cache
-def _rules(kind: str) -> RuleSet:
-    return RuleSet(grammar.MAIN_RULES if kind == "main" else grammar.MASTER_RULES)
+def _rules(name: str) -> RuleSet:
+    """A file's line rules (``main``, ``master``) or one entry rule, compiled once."""
+    return RuleSet(_RULES[name])
 
 
 @dataclass
@@ -134,16 +140,27 @@ def _logical_lines(text: str, kind: str, config: Config) -> list[tuple[int, str]
     return out
 
 
+def _entries(text: str, kind: str, entry: str, config: Config) -> Iterator[dict]:
+    """The fields of each logical line that the rule ``entry`` reads; the others go to ``unread``."""
+    rule = _rules(entry)
+    for number, line in _logical_lines(text, kind, config):
+        found = rule.parse(line)
+        if found is None:
+            config.unread.append((number, line))
+        else:
+            yield found[1]
+
+
+def _setting(fields: dict) -> tuple[str, str]:
+    """(name, value) of a ``parameter`` match; Postfix drops the blanks around the value."""
+    return fields["name"], (fields["value"] or "").strip()
+
+
 def parse_main(text: str, config: Config | None = None) -> Config:
     """``postconf -n`` output or a ``main.cf``."""
     config = config or Config()
-    parameter = RuleSet([grammar.PARAMETER])
-    for number, line in _logical_lines(text, "main", config):
-        found = parameter.parse(line)
-        if found is None:
-            config.unread.append((number, line))
-            continue
-        name, value = found[1]["name"], (found[1]["value"] or "").strip()
+    for fields in _entries(text, "main", "parameter", config):
+        name, value = _setting(fields)
         if name.count("/") == 2:  # service/type/name (postconf -P form)
             service, kind, parameter_name = name.split("/")
             config.services.setdefault(f"{service}/{kind}", {})[parameter_name] = value
@@ -175,21 +192,13 @@ def _arguments(args: str) -> list[str]:
 
 def parse_master(text: str, config: Config) -> Config:
     """A ``master.cf``: each service's command and its ``-o name=value`` overrides."""
-    service_rule = RuleSet([grammar.SERVICE])
-    parameter = RuleSet([grammar.PARAMETER])
-    for number, line in _logical_lines(text, "master", config):
-        found = service_rule.parse(line)
-        if found is None:
-            config.unread.append((number, line))
-            continue
-        fields = found[1]
+    for fields in _entries(text, "master", "service", config):
         key = f"{fields['service']}/{fields['type']}"
         config.commands[key] = fields["command"]
         overrides = config.services.setdefault(key, {})
         words = _arguments(fields["args"] or "")
         for option, value in zip(words, words[1:]):
-            if option == "-o":
-                setting = parameter.parse(value)
-                if setting is not None:
-                    overrides[setting[1]["name"]] = (setting[1]["value"] or "").strip()
+            if option == "-o" and (setting := _rules("parameter").parse(value)) is not None:
+                name, text = _setting(setting[1])
+                overrides[name] = text
     return config
