@@ -513,7 +513,9 @@ def peers_command(
     raise typer.Exit(_exit_code(analysis, strict))
 
 
-class PolicyFormat(str, enum.Enum):
+class TextFormat(str, enum.Enum):
+    """The formats of `policy` and `doctor`: no CSV, their rows are not one table."""
+
     table = "table"
     json = "json"
     markdown = "markdown"
@@ -530,7 +532,7 @@ def policy(
     min_deliveries: Annotated[int, typer.Option(
         "--min-deliveries", min=1, metavar="N",
         help="Raise a domain above may only with at least N deliveries in the period.")] = 10,
-    format: Annotated[PolicyFormat, typer.Option("--format", "-f", help="Output format.")] = PolicyFormat.table,
+    format: Annotated[TextFormat, typer.Option("--format", "-f", help="Output format.")] = TextFormat.table,
     limit: Annotated[int, typer.Option(min=0, help="Rows per list; 0 = all (--map lists every domain).")] = 20,
     since: Since = None,
     until: Until = None,
@@ -567,14 +569,14 @@ def policy(
                         classifier=classifier, rows=rows, engine=engine, scheduler=scheduler,
                         skip_bad_files=skip_bad_files)
         data = build_policy(analysis.sessions, min_deliveries=min_deliveries, limit=0 if map else limit)
-        if map and format is PolicyFormat.json:
+        if map and format is TextFormat.json:
             write_json({"period": data["period"], "min_deliveries": min_deliveries, "entries": policy_map(data)},
                        sys.stdout)
         elif map:
             sys.stdout.write(policy_map_text(data))
-        elif format is PolicyFormat.json:
+        elif format is TextFormat.json:
             write_json(data, sys.stdout)
-        elif format is PolicyFormat.markdown:
+        elif format is TextFormat.markdown:
             sys.stdout.write(policy_markdown(data))
         else:
             print_renderable(policy_renderable(data), sys.stdout)
@@ -672,7 +674,7 @@ def doctor(
         "--log", metavar="FILE", help="Logs that configuration wrote, to compare with (repeatable).",
         show_default=False)] = None,
     db: Db = None,
-    format: Annotated[PolicyFormat, typer.Option("--format", "-f", help="Output format.")] = PolicyFormat.table,
+    format: Annotated[TextFormat, typer.Option("--format", "-f", help="Output format.")] = TextFormat.table,
     jobs: Jobs = 0,
     year: Year = None,
     timeout: Timeout = 3600.0,
@@ -705,9 +707,9 @@ def doctor(
         data: dict = {"findings": [f.as_dict() for f in findings],
                       "summary": {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "info")},
                       "logs": None if evidence is None else dataclasses.asdict(evidence)}
-        if format is PolicyFormat.json:
+        if format is TextFormat.json:
             write_json(data, sys.stdout)
-        elif format is PolicyFormat.markdown:
+        elif format is TextFormat.markdown:
             sys.stdout.write(doctor_markdown(data))
         else:
             print_renderable(doctor_renderable(data), sys.stdout)
