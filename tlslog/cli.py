@@ -368,7 +368,7 @@ def _exit_code(analysis: Analysis, strict: bool, *, extra: tuple[int, ...] = ())
 
 
 def _write(format: str, data: dict, *, table: Callable[[dict], RenderableType], markdown: Callable[[dict], str],
-           csv: Callable[[dict, TextIO], None]) -> None:
+           csv: Callable[[dict, TextIO], None] | None = None) -> None:
     """Write one report's data in the chosen format (the writers are in `tlslog.render`)."""
     from .render import print_renderable, write_json
 
@@ -382,7 +382,7 @@ def _write(format: str, data: dict, *, table: Callable[[dict], RenderableType], 
         from .prometheus import report_prometheus
 
         sys.stdout.write(report_prometheus(data))
-    elif format == "csv":
+    elif format == "csv" and csv is not None:
         csv(data, sys.stdout)
     elif format == "markdown":
         sys.stdout.write(markdown(data))
@@ -559,7 +559,7 @@ def policy(
       tlslog policy --map --since last-month --db ~/.local/share/tlslog/history.db > tls_policy
     """
     from .policy import COLUMNS, build_policy, policy_map, policy_map_text
-    from .render import policy_markdown, policy_renderable, print_renderable, write_json
+    from .render import policy_markdown, policy_renderable, write_json
 
     inputs = _inputs(files, journal, unit, db)
     classifier = _classifier(internal, internal_service, submission_service)
@@ -574,12 +574,8 @@ def policy(
                        sys.stdout)
         elif map:
             sys.stdout.write(policy_map_text(data))
-        elif format is TextFormat.json:
-            write_json(data, sys.stdout)
-        elif format is TextFormat.markdown:
-            sys.stdout.write(policy_markdown(data))
         else:
-            print_renderable(policy_renderable(data), sys.stdout)
+            _write(format.value, data, table=policy_renderable, markdown=policy_markdown)
     raise typer.Exit(_exit_code(analysis, strict))
 
 
@@ -691,7 +687,7 @@ def doctor(
     """
     from .doctor import COLUMNS, diagnose, log_evidence
     from .postconf import parse_main, parse_master
-    from .render import doctor_markdown, doctor_renderable, print_renderable, write_json
+    from .render import doctor_markdown, doctor_renderable
 
     with _user_errors():
         config = parse_main(_configuration(config_file, config_dir))
@@ -707,12 +703,7 @@ def doctor(
         data: dict = {"findings": [f.as_dict() for f in findings],
                       "summary": {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "info")},
                       "logs": None if evidence is None else dataclasses.asdict(evidence)}
-        if format is TextFormat.json:
-            write_json(data, sys.stdout)
-        elif format is TextFormat.markdown:
-            sys.stdout.write(doctor_markdown(data))
-        else:
-            print_renderable(doctor_renderable(data), sys.stdout)
+        _write(format.value, data, table=doctor_renderable, markdown=doctor_markdown)
     codes = [EXIT_FINDINGS] if data["summary"]["error"] or data["summary"]["warning"] else []
     raise typer.Exit(_exit_code(analysis, False, extra=tuple(codes)) if analysis is not None else
                      (codes[0] if codes else EXIT_OK))
