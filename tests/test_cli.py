@@ -163,7 +163,12 @@ def test_missing_file_is_reported_and_the_rest_still_analysed(tmp_path):
     run = tlslog("report", str(tmp_path / "missing.log"), str(LOG), "--format", "json", *LOOPBACK)
     assert run.code == 1
     assert run.stderr == f"tlslog: {tmp_path / 'missing.log'}: No such file or directory\n"
-    assert json.loads(run.stdout)["inbound"]["total"] == 308
+    report = json.loads(run.stdout)
+    assert report["inbound"]["total"] == 308
+    assert report["inputs"] == {"read": 1, "skipped": 1, "damaged": 0, "problems": [
+        {"input": str(tmp_path / "missing.log"), "problem": "skipped", "reason": "No such file or directory"}]}
+    assert report["notes"][-1] == (f"1 input could not be read ({tmp_path / 'missing.log'}: No such file or "
+                                   "directory): this report covers the 1 input read.")
 
 
 def test_damaged_gzip_exit_code(tmp_path):
@@ -172,7 +177,10 @@ def test_damaged_gzip_exit_code(tmp_path):
     run = tlslog("report", str(tmp_path / "cut.gz"), "--format", "json")
     assert run.code == 3
     assert run.stderr == f"tlslog: {tmp_path / 'cut.gz'}: gzip data ends early (file truncated?)\n"
-    lines = json.loads(run.stdout)["lines"]
+    report = json.loads(run.stdout)
+    assert report["inputs"] == {"read": 1, "skipped": 0, "damaged": 1, "problems": [
+        {"input": str(tmp_path / "cut.gz"), "problem": "damaged", "reason": "gzip data ends early (file truncated?)"}]}
+    lines = report["lines"]
     # every line before the damage, and not more: what zlib inflates is 2078 whole lines (of 2086) and
     # the timestamp of the next one ("Nov 25 03:44:36"), read as one more line, unrecognised
     recovered = zlib.decompressobj(wbits=31).decompress(blob[:-100])

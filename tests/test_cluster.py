@@ -119,6 +119,13 @@ def test_an_unreadable_input_fails_a_dask_run_unless_skipped(tmp_path):
                                   "the others)\n")
     skipped = tlslog("report", *paths, missing, *extra, "--format", "json", "--engine", "dask", "--jobs", "1",
                      "--skip-bad-files")
-    assert (skipped.code, skipped.stdout) == (1, _json(*paths, *extra))
+    assert skipped.code == 1
+    report, alone = json.loads(skipped.stdout), json.loads(_json(*paths, *extra))
+    assert report.pop("inputs") == {"read": 1, "skipped": 1, "damaged": 0, "problems": [
+        {"input": missing, "problem": "skipped", "reason": "No such file or directory"}]}
+    assert report["notes"].pop() == (f"1 input could not be read ({missing}: No such file or directory): this "
+                                     "report covers the 1 input read.")
+    assert alone.pop("inputs") == {"read": 1, "skipped": 0, "damaged": 0, "problems": []}
+    assert report == alone
     local = tlslog("report", *paths, missing, *extra, "--format", "json")  # the local engine always skips
     assert (local.code, local.stdout) == (1, skipped.stdout)

@@ -436,7 +436,7 @@ def report(
       tlslog report --fail-under in=90,out=95 /var/log/maillog   (exit 5 below it)
     """
     from .render import report_markdown, report_renderable, write_report_csv
-    from .report import COLUMNS, build_report, parse_fail_under, shortfalls
+    from .report import COLUMNS, build_report, input_summary, parse_fail_under, shortfalls
 
     inputs = _inputs(files, journal, unit, db, parquet)
     classifier = _classifier(internal, internal_service, submission_service)
@@ -452,7 +452,8 @@ def report(
                         classifier=classifier, rows=rows, engine=engine, scheduler=scheduler,
                         skip_bad_files=skip_bad_files)
         data = build_report(analysis.sessions, analysis.stats, peers=peers, by=by.value if by else None,
-                            postfix_versions=analysis.postfix_versions)
+                            postfix_versions=analysis.postfix_versions,
+                            inputs=input_summary(analysis.sources, analysis.errors))
         _write(format.value, data, table=report_renderable, markdown=report_markdown, csv=write_report_csv)
         below = shortfalls(data, thresholds)
         if below:

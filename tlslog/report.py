@@ -22,12 +22,14 @@ import numpy as np
 import pandas as pd
 
 from .accounting import LineStats
+from .errors import DamagedInput, InputError, NoEntries
 from .peers import aggregate
 from .schema import PROTOCOLS, TRUSTS, Projection
 from .strength import LEGACY_PROTOCOLS, REASONS, weaknesses
 from .timestamps import format_wall
 
-__all__ = ["COLUMNS", "build_report", "direction_summary", "failures", "parse_fail_under", "period", "peer_table",
+__all__ = ["COLUMNS", "build_report", "direction_summary", "failures", "input_summary", "parse_fail_under", "period",
+           "peer_table",
            "plaintext_peers", "shortfalls", "tls_levels", "unverified_destinations", "weak_counts",
            "weak_peers"]
 
@@ -529,10 +531,36 @@ def _change(before: float | None, now: float | None) -> float | None:
     return None if before is None or now is None else round((now - before) * 100, 2)
 
 
+def input_summary(read: Sequence[str], errors: Sequence[InputError]) -> dict:
+    """The ``inputs`` block: how many inputs were read, skipped (could not be opened or read at
+    all: ``--skip-bad-files``, or the local engine going on without them) or damaged (read up to
+    the damage), with each problem, so a saved report says when it covers less than was asked."""
+    def problem(error: InputError) -> str:
+        return "damaged" if isinstance(error, DamagedInput) else "empty" if isinstance(error, NoEntries) else "skipped"
+
+    problems = [{"input": e.name, "problem": problem(e), "reason": e.reason} for e in errors]
+    return {"read": len(read), "skipped": sum(p["problem"] == "skipped" for p in problems),
+            "damaged": sum(p["problem"] == "damaged" for p in problems), "problems": problems}
+
+
+def _input_notes(inputs: dict | None) -> list[str]:
+    if not inputs or not (inputs["skipped"] or inputs["damaged"]):
+        return []
+    parts = [f"{inputs[k]} input{'' if inputs[k] == 1 else 's'} {what}"
+             for k, what in (("skipped", "could not be read"),
+                             ("damaged", f"{'was' if inputs['damaged'] == 1 else 'were'} damaged and read in part"))
+             if inputs[k]]
+    named = "; ".join(f"{p['input']}: {p['reason']}" for p in inputs["problems"] if p["problem"] != "empty")
+    read = inputs["read"]
+    covers = f"this report covers the {read} input{'' if read == 1 else 's'} read" if read else "nothing was read"
+    return [f"{' and '.join(parts)} ({named}): {covers}."]
+
+
 def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10, by: str | None = None,
-                 postfix_versions: dict[str, tuple[str, ...]] | None = None) -> dict:
+                 postfix_versions: dict[str, tuple[str, ...]] | None = None, inputs: dict | None = None) -> dict:
     """The whole report as JSON-ready data; ``by`` (day, week, month) adds ``periods``;
-    ``postfix_versions`` (host → versions its start lines named) may add a note."""
+    ``postfix_versions`` (host → versions its start lines named) may add a note; ``inputs``
+    (`input_summary`) is added as it is, with a note when some were skipped or damaged."""
     external = (frame["hop"] == "external").to_numpy()
     is_inbound = (frame["kind"] == "inbound").to_numpy()
     inbound, outbound = is_inbound & external, ~is_inbound & external
@@ -567,7 +595,8 @@ def build_report(frame: pd.DataFrame, stats: LineStats, *, peers: int = 10, by: 
                            "outbound": weak_peers(frame, outbound, weak, peers)},
         "failures": {"inbound": failures(frame, inbound, peers), "outbound": failures(frame, outbound, peers)},
         "notes": _notes(frame, inbound, outbound) + _internal_notes(internal)
-        + _untrusted_notes(frame, external, postfix_versions),
+        + _untrusted_notes(frame, external, postfix_versions) + _input_notes(inputs),
+        **({"inputs": inputs} if inputs is not None else {}),
         **({"by": by, "periods": periods(frame, by, weak)} if by else {}),
     }
 
