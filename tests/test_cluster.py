@@ -129,3 +129,27 @@ def test_an_unreadable_input_fails_a_dask_run_unless_skipped(tmp_path):
     assert report == alone
     local = tlslog("report", *paths, missing, *extra, "--format", "json")  # the local engine always skips
     assert (local.code, local.stdout) == (1, skipped.stdout)
+
+
+@pytest.mark.slow
+def test_workers_read_urls_and_whole_compressed_files(tmp_path, monkeypatch):
+    """file:// URLs (a plain file in ranges, a .gz whole, each read by a worker), and a rotated
+    pair where the newer file starts with the line the older ended with (checked afterwards)."""
+    import gzip
+
+    from .test_wholefile import _log
+
+    monkeypatch.setenv("TLSLOG_CHUNK_SIZE", str(1 << 12))
+    rotated = SAMPLES / "realpostfix" / "e2e-mixed-rotated"
+    pattern = rotated.resolve().as_uri() + "/maillog*"
+    local = tlslog("sessions", pattern, "--format", "jsonl")
+    spread = tlslog("sessions", pattern, "--format", "jsonl", "--engine", "dask", "--jobs", "2")
+    assert (spread.code, spread.stdout) == (0, local.stdout)
+    assert len(local.stdout.splitlines()) == 67
+    older = _log([11] * 40, 100)
+    (tmp_path / "maillog.1.gz").write_bytes(gzip.compress(older))
+    (tmp_path / "maillog").write_bytes(older.rstrip(b"\n").rsplit(b"\n", 1)[1] + b"\n" + _log([12] * 40, 200))
+    files = [str(tmp_path / "maillog.1.gz"), str(tmp_path / "maillog")]
+    here = _json(*files, "--year", "2024")
+    assert json.loads(here)["lines"]["duplicate"] == 1
+    assert _json(*files, "--year", "2024", "--engine", "dask", "--jobs", "2") == here

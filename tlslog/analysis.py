@@ -17,7 +17,8 @@ from .accounting import LineStats
 from .classify import Classifier
 from .engine.plan import Planner, Task
 from .engine.run import default_jobs, run_local
-from .engine.scan import ChunkResult, Unparsed, scan
+from .engine.scan import ChunkResult, Unparsed, same_line, scan
+from .engine.wholefile import SourceResult, fits, scan_source
 from .errors import DamagedInput, InputError
 from .fold import DEFAULT_TIMEOUT, OpenState
 from .schema import Projection
@@ -51,7 +52,10 @@ class Options:
     keep_open: bool = False
     #: runs the scan tasks: (tasks, jobs) -> (task, result) in task order; None: this machine
     #: (`tlslog.engine.run.run_local`), or a cluster's (`tlslog.engine.cluster.Cluster.run`)
-    runner: Callable[[Iterator[Task], int], Iterator[tuple[Task, ChunkResult]]] | None = None
+    runner: Callable[[Iterator[Task], int], Iterator[tuple[Task, ChunkResult | SourceResult]]] | None = None
+    #: the runner's workers read compressed files and URLs whole, one task each (a cluster's:
+    #: `tlslog.engine.wholefile`); else they are read here and their chunks sent
+    whole_files: bool = False
 
 
 @dataclass
@@ -86,19 +90,16 @@ def analyze(args: list[str], options: Options | None = None,
     sources, errors = (list(sources), []) if sources is not None else resolve(args)
     planner = Planner(chunk_size=options.chunk_size, year=options.year, now=options.now,
                       keep_unparsed=options.keep_unparsed, timeout=options.timeout, columns=options.columns,
-                      classifier=options.classifier)
+                      classifier=options.classifier, whole_files=options.whole_files)
     stitcher = Stitcher(options.timeout, options.columns, ordered=options.ordered, classifier=options.classifier,
                         resume=options.resume, keep_open=options.keep_open)
     source_stats: dict[str, LineStats] = {}
     tlsrpt: dict[tuple, int] = {}
     unparsed: list[Unparsed] = []
     names: list[str] = []
+    late: list[InputError] = []  # what workers found reading whole files
     runner = options.runner or run_local
-    for task, result in runner(planner.tasks(sources), options.jobs or default_jobs()):
-        if stitcher.clock is not None and needs_redo(result.first_month, (task.year, task.month), stitcher.clock):
-            # The planner guessed this chunk's year state from its first line, and the previous
-            # chunk ended where that guess gives other years: redo it from the true state.
-            result = scan(dataclasses.replace(task, year=stitcher.clock[0], month=stitcher.clock[1]))
+    for task, result in _in_order(runner(planner.tasks(sources), options.jobs or default_jobs()), stitcher, late):
         if result.error is not None:
             errors.append(result.error)
         for item in result.unparsed:
@@ -113,9 +114,37 @@ def analyze(args: list[str], options: Options | None = None,
         if progress is not None:
             progress(result)
     sessions, evidence = stitcher.finish()
-    errors.extend(planner.errors)
+    position = {source.name: n for n, source in enumerate(sources)}
+    errors.extend(sorted(planner.errors + late, key=lambda e: position.get(e.name, len(position))))
     errors.sort(key=lambda e: isinstance(e, DamagedInput))
     unread = {e.name for e in errors if not isinstance(e, DamagedInput)}
     read = [s.name for s in sources if s.name not in unread and s.name not in names]  # empty ones: no task
     return Analysis(sessions, evidence, stitcher.stats, names + read, errors, unparsed, stitcher.postfix_versions,
                     source_stats, stitcher.source_epochs, stitcher.open_state, tlsrpt)
+
+
+def _in_order(outcomes: Iterator[tuple[Task, ChunkResult | SourceResult]], stitcher: Stitcher,
+              late: list[InputError]) -> Iterator[tuple[Task, ChunkResult]]:
+    """Each chunk's task and result as the stitcher takes them, right for what came before it.
+
+    The planner guessed a chunk's year state from its first line: when the chunk before ended
+    where that guess gives other years, the chunk is scanned again from the true state. A file
+    a worker read whole (`tlslog.engine.wholefile`) gives its chunks one by one; it, and the
+    chunk after it, did not know the line before them, and are scanned again when it matters.
+    """
+    tail: bytes | None = None  # the last line of the last file read whole
+    for task, outcome in outcomes:
+        if isinstance(outcome, SourceResult):
+            previous = tail if task.check_previous else task.previous
+            if not fits(outcome, task, stitcher.clock, previous):
+                outcome = scan_source(dataclasses.replace(task, previous=previous), stitcher.clock)
+            late.extend(outcome.errors)
+            tail = outcome.last_line
+            yield from outcome.chunks
+            continue
+        if task.check_previous and same_line(outcome.first_line, tail):
+            task = dataclasses.replace(task, previous=tail)
+            outcome = scan(task)
+        if stitcher.clock is not None and needs_redo(outcome.first_month, (task.year, task.month), stitcher.clock):
+            outcome = scan(dataclasses.replace(task, year=stitcher.clock[0], month=stitcher.clock[1]))
+        yield task, outcome

@@ -307,7 +307,7 @@ def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout
         with contextlib.ExitStack() as stack:
             runner = _cluster_runner(stack, engine, scheduler, jobs)
             if runner is not None:
-                options = dataclasses.replace(options, runner=runner)
+                options = dataclasses.replace(options, runner=runner, whole_files=True)
             progress = stack.enter_context(progress_for(files))
             analysis = analyze(files, options, progress=progress, sources=sources)
         unreadable = [e for e in analysis.errors if not isinstance(e, DamagedInput)]
@@ -852,8 +852,8 @@ def ingest(
             sources, cursor = _ingest_sources(inputs, rows, timeout, stack)
             _stdin_notice(files or [], sources)
             store = stack.enter_context(Store(path, write=True))
-            options = Options(jobs=jobs, year=year, timeout=timeout,
-                              runner=_cluster_runner(stack, engine, scheduler, jobs))
+            runner = _cluster_runner(stack, engine, scheduler, jobs)
+            options = Options(jobs=jobs, year=year, timeout=timeout, runner=runner, whole_files=runner is not None)
             progress = stack.enter_context(progress_for(files or []))
             result, analysis = add(store, files or [], options, progress, sources=sources, cursor=cursor)
             if parquet is not None:

@@ -24,11 +24,11 @@ import zlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from .errors import DamagedInput, InputError
 
-__all__ = ["Source", "read_blocks", "resolve", "rotation_order"]
+__all__ = ["Source", "open_raw", "read_blocks", "resolve", "rotation_order"]
 
 BLOCK_SIZE = 1 << 20
 
@@ -52,13 +52,28 @@ class Source:
     regular: bool = False
     #: argv of a process whose stdout is the input (read like stdin; run when read)
     command: tuple[str, ...] | None = None
-    #: an fsspec URL, read as a stream (compression sniffed from its first bytes)
+    #: an fsspec URL (compression sniffed from its first bytes when it is resolved)
     url: str | None = None
 
     @property
     def seekable(self) -> bool:
-        """Plain regular files can be cut into byte ranges that workers read themselves."""
-        return self.path is not None and self.regular and self.compression is None
+        """Plain regular files and URLs can be cut into byte ranges that workers read themselves."""
+        return (self.path is not None or self.url is not None) and self.regular and self.compression is None
+
+    @property
+    def worker_readable(self) -> bool:
+        """A compressed file or URL a cluster's worker can read whole itself (`tlslog.engine.wholefile`)."""
+        return (self.path is not None or self.url is not None) and self.regular and self.compression is not None
+
+
+def open_raw(source: Source) -> IO[bytes]:
+    """The bytes of a file or URL as stored (not decompressed), seekable."""
+    if source.url is not None:
+        import fsspec
+
+        return fsspec.open(source.url, "rb").open()
+    assert source.path is not None
+    return open(source.path, "rb")
 
 
 _DATED = re.compile(r"^(?P<base>.+?)[-.](?P<date>\d{8}(?:\d{2})?)(?:\.(?:gz|bz2|xz|zst))?$")
@@ -115,6 +130,8 @@ def _urls(arg: str) -> tuple[list[str], InputError | None]:
         return [], InputError(arg, str(exc).split("\n")[0])
     except OSError as exc:
         return [], InputError(arg, _reason(exc))
+    if not glob.has_magic(arg):
+        return [arg], None  # as the user spelled it (the ``source`` column names it so)
     protocol = arg.split("://", 1)[0]
     return [p if _URL.match(p) else f"{protocol}://{p}" for p in found], None
 
@@ -148,18 +165,17 @@ def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
         if arg == "-":
             sources.append(Source("<stdin>", None))
             continue
-        if arg in urls:
-            sources.append(Source(arg, None, url=arg))
-            continue
-        path = Path(arg)
+        path = None if arg in urls else Path(arg)
         try:
-            mode = path.stat().st_mode
-            if stat.S_ISDIR(mode):
-                raise IsADirectoryError(f"is a directory (use {arg.rstrip('/')}/* to read the files in it)")
-            regular = stat.S_ISREG(mode)
+            regular = True  # a URL names an object of known size, read at any offset
+            if path is not None:
+                mode = path.stat().st_mode
+                if stat.S_ISDIR(mode):
+                    raise IsADirectoryError(f"is a directory (use {arg.rstrip('/')}/* to read the files in it)")
+                regular = stat.S_ISREG(mode)
             compression = None
             if regular:  # a pipe cannot be peeked at without losing the bytes: sniffed while read
-                with path.open("rb") as handle:
+                with open_raw(Source(arg, path, url=None if path else arg)) as handle:
                     compression = _compression_of(handle.read(6))
         except OSError as exc:
             errors.append(InputError(arg, _reason(exc)))
@@ -167,7 +183,7 @@ def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
         if compression == "zstd":
             errors.append(InputError(arg, _ZSTD))
             continue
-        sources.append(Source(arg, path, compression, regular))
+        sources.append(Source(arg, path, compression, regular, url=None if path else arg))
     return sources, errors
 
 

@@ -3,12 +3,13 @@ as `tlslog.engine.run.run_local`, so the stitch, the settlement and every report
 ones, and the output is identical.
 
 `Cluster` connects to a scheduler (``tcp://HOST:8786``) or starts a ``LocalCluster`` on this
-machine. Each task (a byte range of a plain file, or a block of a compressed file or stream,
-carried in the task) becomes one Dask task running `tlslog.engine.scan.scan`; a few per worker
-are in flight, and results come back in task order. A worker lost mid-run is Dask's to handle:
-its tasks are run again elsewhere (``distributed.scheduler.allowed-failures``). Workers read
-byte ranges of plain files themselves, so the paths must be the same on every worker (a shared
-file system); compressed files and standard input travel inside the tasks.
+machine. Each task becomes one Dask task: a byte range of a plain file or URL runs
+`tlslog.engine.scan.scan`, a compressed file or URL (one task per file, planned with
+``whole_files``) `tlslog.engine.wholefile.scan_source`; a few per worker are in flight, and
+results come back in task order. A worker lost mid-run is Dask's to handle: its tasks are run
+again elsewhere (``distributed.scheduler.allowed-failures``). Workers read the files and URLs
+themselves, so paths must be the same on every worker (a shared file system) and URLs readable
+there; only standard input and the journal travel inside the tasks, in blocks.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from ..errors import EngineError
 from .plan import Task
 from .scan import ChunkResult, scan
+from .wholefile import SourceResult, scan_source
 
 __all__ = ["Cluster"]
 
@@ -80,14 +82,15 @@ class Cluster:
         info = self.client.scheduler_info()
         return max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
 
-    def run(self, tasks: Iterator[Task], jobs: int = 0) -> Iterator[tuple[Task, ChunkResult]]:
+    def run(self, tasks: Iterator[Task], jobs: int = 0) -> Iterator[tuple[Task, ChunkResult | SourceResult]]:
         """(task, result) in task order, like `tlslog.engine.run.run_local` (``jobs`` is the
         cluster's business: its workers are what it has)."""
         window: collections.deque = collections.deque()
         limit = WINDOW_PER_WORKER * self.threads()
         run = uuid.uuid4().hex[:8]  # keys unique to this run (the dashboard shows them)
         for task in tasks:
-            window.append((task, self.client.submit(scan, task, pure=False, key=f"tlslog-scan-{run}-{task.index}")))
+            work = scan if task.whole is None else scan_source
+            window.append((task, self.client.submit(work, task, pure=False, key=f"tlslog-scan-{run}-{task.index}")))
             if len(window) >= limit:
                 done, future = window.popleft()
                 yield done, future.result()

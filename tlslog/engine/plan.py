@@ -1,7 +1,9 @@
 """Cut the inputs into tasks: chunks of whole lines, the same whatever the number of workers.
 
-Plain regular files become byte ranges that a worker reads itself; standard input, pipes and
-compressed files are read here and their chunks travel with the task. Each task also carries
+Plain regular files and URLs become byte ranges that a worker reads itself; standard input,
+pipes and compressed files are read here and their chunks travel with the task, except for a
+cluster (``whole_files``), whose worker reads a compressed file or URL whole and cuts it itself
+(`tlslog.engine.wholefile`). Each task also carries
 the year state its first classic (year-less) stamp is guessed to see, and the last line of
 the chunk before it (to spot a line repeated across the cut); `tlslog.stitch` checks the
 guess and redoes a chunk in the rare case it was wrong.
@@ -22,7 +24,7 @@ from ..errors import InputError
 from ..fold import DEFAULT_TIMEOUT
 from ..lines import MAX_LINE
 from ..schema import Projection
-from ..sources import Source, read_blocks
+from ..sources import Source, open_raw, read_blocks
 from ..timestamps import MONTHS, YearClock, start_year
 
 __all__ = ["CHUNK_SIZE", "Planner", "Task", "default_chunk_size"]
@@ -57,6 +59,7 @@ class Task:
     month: int | None
     data: bytes | None = None
     path: str | None = None
+    url: str | None = None  # an fsspec URL whose range start..end the worker reads
     start: int = 0
     end: int = 0
     keep_unparsed: int = 0
@@ -67,6 +70,12 @@ class Task:
     #: an overlong line read through by the planner instead of data: (its pieces of
     #: `LONGEST_LINE`, each one line, and how many of them held invalid UTF-8)
     overlong: tuple[int, int] | None = None
+    #: a compressed file or URL the worker reads and cuts itself (`tlslog.engine.wholefile`)
+    whole: Source | None = None
+    chunk_size: int = CHUNK_SIZE  # the cut of a ``whole`` source
+    #: the line before this chunk was unknown when it was planned (it follows a ``whole``
+    #: source): ``previous`` is None, and the result names the chunk's first line to check
+    check_previous: bool = False
 
 
 def _first_classic(data: bytes) -> str | None:
@@ -80,7 +89,7 @@ class Planner:
     def __init__(self, *, chunk_size: int | None = None, year: int | None = None, now: dt.datetime | None = None,
                  keep_unparsed: int = 0, timeout: float = DEFAULT_TIMEOUT,
                  columns: tuple[str, ...] | Projection | None = None,
-                 classifier: Classifier | None = None) -> None:
+                 classifier: Classifier | None = None, whole_files: bool = False) -> None:
         self.chunk_size = chunk_size or default_chunk_size()
         self.year = year
         self.now = now
@@ -92,6 +101,8 @@ class Planner:
         self.clock: YearClock | None = None
         self.errors: list[InputError] = []
         self.previous: bytes | None = None  # the last line of the previous chunk
+        self.whole_files = whole_files  # a compressed file or URL is one task (read by the worker)
+        self.previous_unknown = False  # the previous chunk was such a file
 
     def _clock_for(self, head: bytes) -> tuple[int, int | None]:
         """The guessed (year, month) state after the chunk's first classic stamp."""
@@ -107,8 +118,9 @@ class Planner:
         year, month = self._clock_for(head)
         task = Task(self.index, source, year, month, keep_unparsed=self.keep_unparsed, timeout=self.timeout,
                     columns=self.columns, previous=self.previous, classifier=self.classifier,
-                    **where)  # type: ignore[arg-type]
+                    check_previous=self.previous_unknown, **where)  # type: ignore[arg-type]
         self.index += 1
+        self.previous_unknown = False
         body = tail[:-1] if tail.endswith(b"\n") else tail
         cut = body.rfind(b"\n")
         # a line longer than the tail we looked at is not compared (it is no log line anyway)
@@ -121,6 +133,8 @@ class Planner:
             try:
                 if source.seekable:
                     yield from self._ranges(source)
+                elif self.whole_files and source.worker_readable:
+                    yield from self._whole(source)
                 else:
                     yield from self._blocks(source)
             except InputError as exc:  # DamagedInput too: the chunks read so far were yielded
@@ -129,11 +143,12 @@ class Planner:
     def _ranges(self, source: Source) -> Iterator[Task]:
         size = self.chunk_size
         try:
-            handle = open(source.path, "rb")  # type: ignore[arg-type]
+            handle = open_raw(source)
+            total = handle.seek(0, os.SEEK_END)
         except OSError as exc:
             raise InputError(source.name, exc.strerror or str(exc)) from exc
+        where = {"url": source.url} if source.url is not None else {"path": str(source.path)}
         with handle:
-            total = os.fstat(handle.fileno()).st_size
             start = 0
             while start < total:
                 handle.seek(start)
@@ -154,8 +169,26 @@ class Planner:
                     end = line_end
                 handle.seek(max(start, end - _TAIL_BYTES))
                 tail = handle.read(end - max(start, end - _TAIL_BYTES))
-                yield self._task(head, tail, source.name, path=str(source.path), start=start, end=end)
+                yield self._task(head, tail, source.name, start=start, end=end, **where)
                 start = end
+
+    def _whole(self, source: Source) -> Iterator[Task]:
+        """One task for the whole source, whose worker reads and cuts it; only its first block is
+        read here (its first stamp moves the year guess on; an empty source makes no task)."""
+        blocks = read_blocks(source)
+        try:
+            head = next(blocks, b"")
+        finally:
+            blocks.close()
+        if not head:
+            return
+        year, month = self._clock_for(head[:65536])
+        task = Task(self.index, source.name, year, month, keep_unparsed=self.keep_unparsed, timeout=self.timeout,
+                    columns=self.columns, previous=self.previous, classifier=self.classifier, whole=source,
+                    chunk_size=self.chunk_size, check_previous=self.previous_unknown)
+        self.index += 1
+        self.previous, self.previous_unknown = None, True
+        yield task
 
     def _blocks(self, source: Source) -> Iterator[Task]:
         size = self.chunk_size
@@ -200,7 +233,7 @@ class Planner:
         task = Task(self.index, source, *(self.clock.state() if self.clock else (self.year or 0, None)),
                     overlong=long.counts(), previous=None)
         self.index += 1
-        self.previous = None  # no line equals one this long: the next chunk has nothing to compare
+        self.previous, self.previous_unknown = None, False  # no line equals one this long: the next chunk has nothing to compare
         return task
 
 

@@ -77,6 +77,9 @@ class ChunkResult:
     postfix_versions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: (day, status, domain, mx_name, mx_addr, failure_type, failure_reason) -> TLSRPT lines
     tlsrpt: dict[tuple, int] = field(default_factory=dict)
+    #: with `Task.check_previous`: the chunk's first line (`first_line`), to compare with the line
+    #: before it once that is known
+    first_line: bytes | None = None
 
 
 # -- the rules, compiled on first use --------------------------------------------------------------
@@ -160,6 +163,12 @@ def _decode(data: bytes, stats: LineStats) -> str:
 def _read(task: Task) -> bytes:
     if task.data is not None:
         return task.data
+    if task.url is not None:
+        from ..sources import Source, open_raw
+
+        with open_raw(Source(task.source, None, url=task.url)) as remote:
+            remote.seek(task.start)
+            return remote.read(task.end - task.start)
     with open(task.path, "rb") as handle:  # type: ignore[arg-type]
         handle.seek(task.start)
         return handle.read(task.end - task.start)
@@ -249,6 +258,7 @@ def scan(task: Task) -> ChunkResult:
     except OSError as exc:  # the file vanished or became unreadable after it was planned
         return ChunkResult(task.index, table.partition([], task.columns), fold.evidence, fold.edge(), stats,
                            error=InputError(task.source, exc.strerror or str(exc)))
+    first_line = first_line_of(data) if task.check_previous else None
     postfix = other = duplicate = 0
     kept = None
     if prefilter.compiled is not None:
@@ -389,4 +399,23 @@ def scan(task: Task) -> ChunkResult:
     return ChunkResult(task.index, table.partition(rows, task.columns, task.classifier), fold.evidence, edge, stats,
                        unparsed,
                        first_month=clock.first_month, clock=clock.state(),
-                       postfix_versions={h: tuple(sorted(v)) for h, v in sorted(versions.items())}, tlsrpt=tlsrpt)
+                       postfix_versions={h: tuple(sorted(v)) for h, v in sorted(versions.items())}, tlsrpt=tlsrpt,
+                       first_line=first_line)
+
+
+def first_line_of(data: bytes) -> bytes | None:
+    """The first line of a chunk (None when it has none), without its newline."""
+    if not data:
+        return None
+    newline = data.find(b"\n")
+    return data if newline < 0 else data[:newline]
+
+
+def same_line(first: bytes | None, previous: bytes | None) -> bool:
+    """Whether a chunk starting with ``first`` repeats ``previous``, the line before it, as the
+    scan compares them (decoded, without a CR): then the chunk is scanned again knowing it."""
+    if first is None or previous is None:
+        return False
+    def text(line: bytes) -> str:
+        return (split_lines(line, LineStats()) or [""])[0]
+    return text(first) == text(previous)
