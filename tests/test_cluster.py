@@ -133,8 +133,8 @@ def test_an_unreadable_input_fails_a_dask_run_unless_skipped(tmp_path):
 
 @pytest.mark.slow
 def test_workers_read_urls_and_whole_compressed_files(tmp_path, monkeypatch):
-    """file:// URLs (a plain file in ranges, a .gz whole, each read by a worker), and a rotated
-    pair where the newer file starts with the line the older ended with (checked afterwards)."""
+    """file:// URLs (a plain file in ranges read by the workers), and rotated files read whole by
+    the workers where each starts with the line the one before ended with (checked afterwards)."""
     import gzip
 
     from .test_wholefile import _log
@@ -146,10 +146,13 @@ def test_workers_read_urls_and_whole_compressed_files(tmp_path, monkeypatch):
     spread = tlslog("sessions", pattern, "--format", "jsonl", "--engine", "dask", "--jobs", "2")
     assert (spread.code, spread.stdout) == (0, local.stdout)
     assert len(local.stdout.splitlines()) == 67
-    older = _log([11] * 40, 100)
-    (tmp_path / "maillog.1.gz").write_bytes(gzip.compress(older))
-    (tmp_path / "maillog").write_bytes(older.rstrip(b"\n").rsplit(b"\n", 1)[1] + b"\n" + _log([12] * 40, 200))
-    files = [str(tmp_path / "maillog.1.gz"), str(tmp_path / "maillog")]
+    # two compressed files for two workers: each is read whole by one of them
+    oldest, older = _log([11] * 40, 100), _log([11] * 40, 200)
+    ends = lambda data: data.rstrip(b"\n").rsplit(b"\n", 1)[1] + b"\n"  # noqa: E731
+    (tmp_path / "maillog.2.gz").write_bytes(gzip.compress(oldest))
+    (tmp_path / "maillog.1.gz").write_bytes(gzip.compress(ends(oldest) + older))
+    (tmp_path / "maillog").write_bytes(ends(older) + _log([12] * 40, 300))
+    files = [str(tmp_path / name) for name in ("maillog.2.gz", "maillog.1.gz", "maillog")]
     here = _json(*files, "--year", "2024")
-    assert json.loads(here)["lines"]["duplicate"] == 1
+    assert json.loads(here)["lines"]["duplicate"] == 2
     assert _json(*files, "--year", "2024", "--engine", "dask", "--jobs", "2") == here

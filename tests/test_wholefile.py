@@ -66,7 +66,7 @@ def _both(paths: list[Path], chunk_size: int, monkeypatch: pytest.MonkeyPatch, y
     monkeypatch.setattr(analysis_module, "scan_source", counted_source)
     monkeypatch.setattr(analysis_module, "scan", counted_scan)
     whole = analyze(names, Options(jobs=1, year=year, chunk_size=chunk_size, runner=_local_runner,
-                                   whole_files=True))
+                                   whole_files=1))
     monkeypatch.undo()
     pd.testing.assert_frame_equal(whole.sessions, local.sessions)
     assert list(whole.evidence) == list(local.evidence)

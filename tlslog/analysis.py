@@ -53,9 +53,10 @@ class Options:
     #: runs the scan tasks: (tasks, jobs) -> (task, result) in task order; None: this machine
     #: (`tlslog.engine.run.run_local`), or a cluster's (`tlslog.engine.cluster.Cluster.run`)
     runner: Callable[[Iterator[Task], int], Iterator[tuple[Task, ChunkResult | SourceResult]]] | None = None
-    #: the runner's workers read compressed files and URLs whole, one task each (a cluster's:
-    #: `tlslog.engine.wholefile`); else they are read here and their chunks sent
-    whole_files: bool = False
+    #: a cluster's workers read compressed files and URLs whole, one task each
+    #: (`tlslog.engine.wholefile`), when there are at least this many of them (its worker threads:
+    #: one big file is faster read here and sent in chunks to every worker); 0: never
+    whole_files: int = 0
 
 
 @dataclass
@@ -88,9 +89,10 @@ def analyze(args: list[str], options: Options | None = None,
     ``sources`` (built by the caller, e.g. `tlslog.journal.journal_source`) instead of ``args``."""
     options = options or Options()
     sources, errors = (list(sources), []) if sources is not None else resolve(args)
+    whole = options.whole_files > 0 and sum(s.worker_readable for s in sources) >= options.whole_files
     planner = Planner(chunk_size=options.chunk_size, year=options.year, now=options.now,
                       keep_unparsed=options.keep_unparsed, timeout=options.timeout, columns=options.columns,
-                      classifier=options.classifier, whole_files=options.whole_files)
+                      classifier=options.classifier, whole_files=whole)
     stitcher = Stitcher(options.timeout, options.columns, ordered=options.ordered, classifier=options.classifier,
                         resume=options.resume, keep_open=options.keep_open)
     source_stats: dict[str, LineStats] = {}

@@ -40,7 +40,7 @@ from .errors import (
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from .analysis import Analysis
+    from .analysis import Analysis, Options
     from .classify import Classifier
     from .filters import Filter
     from .history import Cursor
@@ -305,13 +305,11 @@ def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout
         files = inputs.files or []
         _stdin_notice(files, sources)
         with contextlib.ExitStack() as stack:
-            runner = _cluster_runner(stack, engine, scheduler, jobs)
-            if runner is not None:
-                options = dataclasses.replace(options, runner=runner, whole_files=True)
+            options = _on_cluster(options, stack, engine, scheduler, jobs)
             progress = stack.enter_context(progress_for(files))
             analysis = analyze(files, options, progress=progress, sources=sources)
         unreadable = [e for e in analysis.errors if not isinstance(e, DamagedInput)]
-        if runner is not None and unreadable and not skip_bad_files:
+        if options.runner is not None and unreadable and not skip_bad_files:
             for error in unreadable:
                 typer.echo(f"tlslog: {error}", err=True)
             typer.echo("tlslog: nothing reported: an input could not be read (--skip-bad-files reports the others)",
@@ -324,16 +322,17 @@ def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout
     return analysis
 
 
-def _cluster_runner(stack: contextlib.ExitStack, engine: Engine, scheduler: str | None, jobs: int) -> Any:
-    """The Dask cluster's runner for `tlslog.analysis.Options.runner` (None: the local engine);
-    the cluster lives as long as ``stack``."""
+def _on_cluster(options: Options, stack: contextlib.ExitStack, engine: Engine, scheduler: str | None,
+                jobs: int) -> Options:
+    """``options`` with the Dask cluster's runner (unchanged for the local engine); the cluster
+    lives as long as ``stack``."""
     if engine is not Engine.dask and scheduler is None:
-        return None
+        return options
     from .engine.cluster import Cluster
 
     cluster = stack.enter_context(Cluster(scheduler, workers=jobs))
     typer.echo(f"tlslog: Dask dashboard: {cluster.dashboard}", err=True)
-    return cluster.run
+    return dataclasses.replace(options, runner=cluster.run, whole_files=cluster.threads())
 
 
 def _stdin_notice(files: list[str], sources: list[Source] | None) -> None:
@@ -852,8 +851,7 @@ def ingest(
             sources, cursor = _ingest_sources(inputs, rows, timeout, stack)
             _stdin_notice(files or [], sources)
             store = stack.enter_context(Store(path, write=True))
-            runner = _cluster_runner(stack, engine, scheduler, jobs)
-            options = Options(jobs=jobs, year=year, timeout=timeout, runner=runner, whole_files=runner is not None)
+            options = _on_cluster(Options(jobs=jobs, year=year, timeout=timeout), stack, engine, scheduler, jobs)
             progress = stack.enter_context(progress_for(files or []))
             result, analysis = add(store, files or [], options, progress, sources=sources, cursor=cursor)
             if parquet is not None:
