@@ -272,3 +272,9 @@ def test_report_by_week_golden(format):
     run = tlslog("report", "sample_logs/synthetic/month.log.gz", "--year", "2024", "--by", "week", "--format", format)
     assert (run.code, run.stderr) == (0, "")
     golden(f"report-month-by-week.{'txt' if format == 'table' else 'json'}", run.stdout)
+
+
+def test_the_history_store_is_not_read_on_a_cluster(tmp_path):
+    run = tlslog("report", "--db", str(tmp_path / "history.db"), "--engine", "dask")
+    assert run.code == 2
+    assert "the history store is read here: --engine dask and --scheduler read log files and --parquet" in run.stderr

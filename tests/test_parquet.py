@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .conftest import SAMPLES, import_or_skip, maillogs, tlslog
 
 import_or_skip("pyarrow", "TLSLOG_PARQUET_REQUIRED", "pyarrow is not installed here (pip install 'tlslog[parquet]')")
@@ -62,3 +64,47 @@ def test_errors(tmp_path):
     assert both.code == 2 and "give log files or --parquet, not both" in both.stderr
     empty = tlslog("report", "--parquet", str(tmp_path), "--format", "json")  # nothing written yet
     assert empty.code == 6 and json.loads(empty.stdout)["inbound"]["total"] == 0
+
+
+@pytest.fixture(scope="module")
+def month_days(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("days") / "parquet"
+    store = str(folder.parent / "history.db")
+    assert tlslog("ingest", "--db", store, "--parquet", str(folder), str(MONTH), "--year", "2024").code == 0
+    return str(folder)
+
+
+def test_a_parquet_url_reads_as_its_folder(month_days):
+    from pathlib import Path
+
+    url = Path(month_days).resolve().as_uri()
+    assert _report("--parquet", url, "--by", "week") == _report("--parquet", month_days, "--by", "week")
+    unknown = tlslog("report", "--parquet", "nosuchfs://bucket/days")
+    assert unknown.code == 1 and unknown.stderr.startswith("tlslog: nosuchfs://bucket/days: ")
+    assert unknown.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_the_days_read_on_a_dask_cluster_give_the_same_report(month_days):
+    import_or_skip("distributed", "TLSLOG_DASK_REQUIRED", "Dask is not installed here (pip install 'tlslog[dask]')")
+    week = ["--since", "2024-12-02", "--until", "2024-12-16", "--by", "day"]
+    for extra in ([], week):
+        here = _report("--parquet", month_days, *extra)
+        run = tlslog("report", "--parquet", month_days, *extra, "--format", "json", "--engine", "dask", "--jobs", "2")
+        assert (run.code, run.stdout) == (0, here)
+
+
+@pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")  # Dask's own, on pandas 3.1
+def test_dask_dataframe_reads_the_days_into_the_weekly_report(month_days):
+    """The README's Dask-side example: weekly inbound verdicts from the Parquet days, as the report
+    counts them (``--internal none``: every row is mail on the wire)."""
+    dd = import_or_skip("dask.dataframe", "TLSLOG_DASK_REQUIRED", "Dask is not installed here")
+    days = dd.read_parquet(month_days, columns=["kind", "encryption", "date"])
+    inbound = days[days["kind"] == "inbound"]
+    week = dd.to_datetime(inbound["date"].astype(str)).dt.strftime("%G-W%V")
+    counts = inbound.assign(week=week).groupby(["week", "encryption"]).size().compute()
+    report = json.loads(_report("--parquet", month_days, "--by", "week", "--internal", "none"))
+    expected = {(p["period"], verdict.replace("_", "-")): p["inbound"][verdict] for p in report["periods"]
+                for verdict in ("tls", "plaintext", "tls_failed", "unknown") if p["inbound"][verdict]}
+    assert {key: int(n) for key, n in counts.items()} == expected
+    assert sum(expected.values()) == report["inbound"]["total"] == 2639

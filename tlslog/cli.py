@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from .analysis import Analysis, Options
     from .classify import Classifier
+    from .engine.cluster import Cluster
     from .filters import Filter
     from .history import Cursor
     from .schema import Projection
@@ -291,10 +292,17 @@ def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout
         from .parquet import read as read_parquet
         from .settle import Evidence
 
-        frame, stats, versions = read_parquet(Path(os.path.expanduser(inputs.parquet)), options.classifier,
-                                              since=rows.since if rows else None, until=rows.until if rows else None)
-        analysis = Analysis(frame, Evidence(), stats, [inputs.parquet], postfix_versions=versions)
+        with contextlib.ExitStack() as stack:
+            cluster = _cluster(stack, engine, scheduler, jobs)
+            frame, stats, versions, names = read_parquet(inputs.parquet, options.classifier,
+                                                  since=rows.since if rows else None,
+                                                  until=rows.until if rows else None,
+                                                  mapper=cluster.map if cluster is not None else None)
+        analysis = Analysis(frame, Evidence(), stats, names, postfix_versions=versions)
     elif inputs.db is not None:
+        if engine is Engine.dask or scheduler is not None:
+            raise typer.BadParameter("the history store is read here: --engine dask and --scheduler read log "
+                                     "files and --parquet folders on the cluster", param_hint="'--db'")
         from .history import load
         from .store import Store
 
@@ -322,16 +330,24 @@ def _run(inputs: Inputs | list[str] | None, jobs: int, year: int | None, timeout
     return analysis
 
 
-def _on_cluster(options: Options, stack: contextlib.ExitStack, engine: Engine, scheduler: str | None,
-                jobs: int) -> Options:
-    """``options`` with the Dask cluster's runner (unchanged for the local engine); the cluster
-    lives as long as ``stack``."""
+def _cluster(stack: contextlib.ExitStack, engine: Engine, scheduler: str | None, jobs: int) -> Cluster | None:
+    """The Dask cluster of ``--engine dask``/``--scheduler`` (None: the local engine), living as
+    long as ``stack``."""
     if engine is not Engine.dask and scheduler is None:
-        return options
+        return None
     from .engine.cluster import Cluster
 
     cluster = stack.enter_context(Cluster(scheduler, workers=jobs))
     typer.echo(f"tlslog: Dask dashboard: {cluster.dashboard}", err=True)
+    return cluster
+
+
+def _on_cluster(options: Options, stack: contextlib.ExitStack, engine: Engine, scheduler: str | None,
+                jobs: int) -> Options:
+    """``options`` with the Dask cluster's runner (unchanged for the local engine)."""
+    cluster = _cluster(stack, engine, scheduler, jobs)
+    if cluster is None:
+        return options
     return dataclasses.replace(options, runner=cluster.run, whole_files=cluster.threads())
 
 
@@ -982,7 +998,7 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
         sys.stdout.flush()
-    except typer.Exit:
+    except (typer.Exit, typer.BadParameter):  # typer prints a usage error, exit code 2
         raise
     except KeyboardInterrupt:
         print("tlslog: interrupted", file=sys.stderr)

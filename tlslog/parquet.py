@@ -15,7 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -24,7 +27,9 @@ from .accounting import LineStats
 from .classify import Classifier
 from .errors import InputError
 
-__all__ = ["export_days", "read"]
+__all__ = ["export_days", "read", "read_day"]
+
+_URL = re.compile(r"\A[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 _UNKNOWN = "unknown"
 #: The line accounting beside the days (a leading underscore: Parquet readers skip it).
@@ -93,7 +98,8 @@ def export_days(store: object, days: set[int], directory: Path) -> int:
         os.replace(temporary, target)
         written += len(frame)
     if analysis is not None:
-        meta = {"lines": analysis.stats.as_dict(), "postfix_versions": analysis.postfix_versions}
+        meta = {"lines": analysis.stats.as_dict(), "postfix_versions": analysis.postfix_versions,
+                "inputs": analysis.sources}
         temporary = directory / "._tlslog.json.tmp"
         temporary.write_text(json.dumps(meta, indent=2) + "\n")
         os.replace(temporary, directory / _META)
@@ -115,33 +121,73 @@ def _conform(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def read(directory: Path, classifier: Classifier, since: float | None = None,
-         until: float | None = None) -> tuple[pd.DataFrame, LineStats, dict[str, tuple[str, ...]]]:
+def _filesystem(location: str) -> tuple[Any, str]:
+    """A pyarrow file system and the folder's path in it: a local folder, or a URL pyarrow
+    reads (``s3://bucket/days``, ``gs://…``, ``hdfs://…``, ``file:///…``)."""
+    from pyarrow import fs
+
+    if _URL.match(location):
+        try:
+            return fs.FileSystem.from_uri(location)
+        except (ValueError, OSError) as exc:  # an unknown scheme, a missing file system package
+            raise InputError(location, str(exc).split("\n")[0]) from None
+    return fs.LocalFileSystem(), os.path.abspath(os.path.expanduser(location))
+
+
+def read_day(location: str, name: str) -> pd.DataFrame:
+    """One day's rows (``name``: its ``date=…`` folder), as the schema types them; runs where
+    the reading happens (a Dask worker with ``--engine dask``), so it takes the folder's name,
+    not an open file system."""
+    filesystem, root = _filesystem(location)
+    return _conform(pd.read_parquet(f"{root}/{name}/sessions.parquet", filesystem=filesystem))
+
+
+def read(location: str, classifier: Classifier, since: float | None = None, until: float | None = None,
+         mapper: Callable[[Callable[..., pd.DataFrame], list[tuple[str, str]]], Iterable[pd.DataFrame]] | None = None,
+         ) -> tuple[pd.DataFrame, LineStats, dict[str, tuple[str, ...]], list[str]]:
     """The table of the days ``since``..``until`` (wall-clock seconds; all when None), roles and
-    hops derived with ``classifier``; the line accounting and Postfix versions of _tlslog.json."""
+    hops derived with ``classifier``; the line accounting, Postfix versions and inputs read (as
+    the history store names them) of _tlslog.json. ``location``: a folder or a URL; ``mapper`` (a cluster's `tlslog.engine.cluster.Cluster.map`)
+    reads the days, in order, elsewhere than here."""
     _pyarrow()
-    if not directory.is_dir():
-        raise InputError(str(directory), "no such directory (write one with: tlslog ingest --parquet DIR)")
+    from pyarrow import fs
+
+    filesystem, root = _filesystem(location)
+    try:
+        info = filesystem.get_file_info(root)
+        if info.type != fs.FileType.Directory:
+            raise InputError(location, "no such directory (write one with: tlslog ingest --parquet DIR)")
+        entries = filesystem.get_file_info(fs.FileSelector(root))
+        folders = {e.base_name for e in entries if e.type == fs.FileType.Directory}
+        present = {n for n in folders if filesystem.get_file_info(f"{root}/{n}/sessions.parquet").type == fs.FileType.File}
+    except OSError as exc:
+        raise InputError(location, str(exc).split("\n")[0]) from None
     first = int(since // 86400) if since is not None else None
     last = int((until - 1e-6) // 86400) if until is not None else None
-    parts = []
-    for folder in sorted(directory.iterdir()):
-        day = _day(folder.name)
-        if day is None or not (folder / "sessions.parquet").exists():
+    chosen = []
+    for name in sorted(present):
+        day = _day(name)
+        if day is None:
             continue
         if day >= 0 and ((first is not None and day < first) or (last is not None and day > last)):
             continue
         if day < 0 and (first is not None or last is not None):
             continue
-        parts.append(pd.read_parquet(folder / "sessions.parquet"))
-    frame = table.concat([_conform(part) for part in parts]) if parts else table.empty(schema.names())
+        chosen.append((location, name))
+    parts = list((mapper or _local_map)(read_day, chosen))
+    frame = table.concat(parts) if parts else table.empty(schema.names())
     table.fix_categories(frame)
     if len(frame):
         table.derive(frame, classifier)
-    stats, versions = LineStats(), {}
-    meta_path = directory / _META
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
+    stats, versions, names = LineStats(), {}, [location]
+    if filesystem.get_file_info(f"{root}/{_META}").type == fs.FileType.File:
+        with filesystem.open_input_stream(f"{root}/{_META}") as handle:
+            meta = json.loads(handle.read())
         stats = LineStats(**meta.get("lines", {}))
         versions = {host: tuple(v) for host, v in meta.get("postfix_versions", {}).items()}
-    return frame, stats, versions
+        names = list(meta.get("inputs", names))
+    return frame, stats, versions, names
+
+
+def _local_map(function: Callable[..., pd.DataFrame], items: list[tuple[str, str]]) -> Iterable[pd.DataFrame]:
+    return (function(*item) for item in items)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import collections
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from ..errors import EngineError
 from .plan import Task
@@ -25,6 +25,8 @@ from .scan import ChunkResult, scan
 from .wholefile import SourceResult, scan_source
 
 __all__ = ["Cluster"]
+
+T = TypeVar("T")
 
 #: Tasks in flight per worker thread: enough to keep them busy, few enough to bound memory.
 WINDOW_PER_WORKER = 2
@@ -97,3 +99,16 @@ class Cluster:
         while window:
             done, future = window.popleft()
             yield done, future.result()
+
+    def map(self, function: Callable[..., T], items: Iterable[tuple]) -> Iterator[T]:
+        """``function(*item)`` for each item, run on the workers, in order (a few in flight per
+        worker thread): `tlslog.parquet.read` reads the days of a Parquet folder so."""
+        window: collections.deque = collections.deque()
+        limit = WINDOW_PER_WORKER * self.threads()
+        run = uuid.uuid4().hex[:8]
+        for n, item in enumerate(items):
+            window.append(self.client.submit(function, *item, pure=False, key=f"tlslog-read-{run}-{n}"))
+            if len(window) >= limit:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
