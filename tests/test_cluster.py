@@ -156,3 +156,16 @@ def test_workers_read_urls_and_whole_compressed_files(tmp_path, monkeypatch):
     here = _json(*files, "--year", "2024")
     assert json.loads(here)["lines"]["duplicate"] == 2
     assert _json(*files, "--year", "2024", "--engine", "dask", "--jobs", "2") == here
+
+
+@pytest.mark.slow
+def test_workers_without_this_tlslog_are_a_clear_error():
+    from tlslog.engine.cluster import check_workers, installed_version
+    from tlslog.errors import EngineError
+
+    with Cluster(workers=1) as running:  # its workers have this tlslog: the check passed
+        worker = next(iter(running.client.scheduler_info()["workers"]))
+        with pytest.raises(EngineError) as raised:
+            check_workers(running.client, expected="0.0.0")
+    assert str(raised.value) == (f"Dask worker {worker} runs tlslog {installed_version()}, this is 0.0.0: install "
+                                 "the same version on every worker")

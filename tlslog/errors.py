@@ -41,7 +41,8 @@ EXIT_NO_POSTFIX = 6
 EXIT_STORE = 7
 #: ``doctor``: the configuration has findings of severity warning or error.
 EXIT_FINDINGS = 8
-#: ``--engine dask``/``--scheduler``: Dask is not installed, or the scheduler cannot be reached.
+#: ``--engine dask``/``--scheduler``: Dask is not installed, the scheduler cannot be reached, or a
+#: worker lacks this tlslog version.
 EXIT_ENGINE = 9
 #: A bug in tlslog (an unexpected exception; ``--debug`` shows the traceback).
 EXIT_INTERNAL = 70

@@ -1,4 +1,5 @@
-"""A progress bar on stderr for long runs, only when stderr is a terminal."""
+"""A progress bar on stderr for long runs, only when stderr is a terminal: the chunks (tasks)
+finished, the lines read and the rate; the total is not known ahead (compressed inputs)."""
 
 from __future__ import annotations
 
@@ -25,17 +26,18 @@ def progress_for(files: list[str]) -> Iterator[Callable[[ChunkResult], None] | N
     columns = (
         TextColumn("{task.description}"),
         BarColumn(bar_width=None),
-        TextColumn("{task.fields[lines]:,} lines · {task.fields[rate]:,.0f} lines/s"),
+        TextColumn("{task.fields[chunks]:,} chunks · {task.fields[lines]:,} lines · {task.fields[rate]:,.0f} lines/s"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("reading", total=None, lines=0, rate=0.0)
-        seen = 0
+        task = progress.add_task("reading", total=None, chunks=0, lines=0, rate=0.0)
+        seen = chunks = 0
 
         def advance(result: ChunkResult) -> None:
-            nonlocal seen
+            nonlocal seen, chunks
             seen += result.stats.read
+            chunks += 1
             elapsed = progress.tasks[0].elapsed or 1e-9
-            progress.update(task, lines=seen, rate=seen / elapsed)
+            progress.update(task, chunks=chunks, lines=seen, rate=seen / elapsed)
 
         yield advance

@@ -24,7 +24,7 @@ from .plan import Task
 from .scan import ChunkResult, scan
 from .wholefile import SourceResult, scan_source
 
-__all__ = ["Cluster"]
+__all__ = ["Cluster", "check_workers"]
 
 T = TypeVar("T")
 
@@ -32,6 +32,30 @@ T = TypeVar("T")
 WINDOW_PER_WORKER = 2
 #: Seconds to wait for a scheduler before giving up.
 CONNECT_TIMEOUT = 10.0
+
+
+def installed_version() -> str | None:
+    """The tlslog version installed where this runs (a worker: `check_workers`), None if none."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tlslog")
+    except PackageNotFoundError:
+        return None
+
+
+def check_workers(client: Any, expected: str | None = None) -> None:
+    """Every worker must have this tlslog (the tasks run its code): else a one-line error,
+    rather than each task failing on the worker."""
+    expected = expected or installed_version()
+    found = client.run(installed_version, on_error="return")
+    for worker, version in sorted(found.items()):
+        if isinstance(version, BaseException) or version is None:
+            raise EngineError(f"Dask worker {worker} has no tlslog: pip install 'tlslog[dask]=={expected}' on "
+                              "every worker")
+        if version != expected:
+            raise EngineError(f"Dask worker {worker} runs tlslog {version}, this is {expected}: install the same "
+                              "version on every worker")
 
 
 class Cluster:
@@ -61,6 +85,11 @@ class Cluster:
         except (OSError, TimeoutError) as exc:
             self.close()
             raise EngineError(f"cannot reach the Dask scheduler {self.scheduler}: {exc}") from None
+        try:
+            check_workers(self.client)
+        except EngineError:
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
