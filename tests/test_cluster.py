@@ -169,3 +169,49 @@ def test_workers_without_this_tlslog_are_a_clear_error():
             check_workers(running.client, expected="0.0.0")
     assert str(raised.value) == (f"Dask worker {worker} runs tlslog {installed_version()}, this is 0.0.0: install "
                                  "the same version on every worker")
+
+
+@pytest.mark.slow
+def test_a_scheduler_and_workers_started_as_the_readme_says(tmp_path, monkeypatch):
+    """``dask scheduler`` and ``dask worker`` processes on loopback (started and stopped here, by
+    PID), ``--scheduler tcp://…`` pointed at them: the local report."""
+    import shutil
+    import subprocess
+    import time
+    import urllib.request
+
+    dask = shutil.which("dask", path=os.path.dirname(sys.executable)) or shutil.which("dask")
+    assert dask is not None, "the dask extra installs the dask command"
+    info = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": tmp_path}
+    scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address",
+                                  "127.0.0.1:0", "--scheduler-file", str(info)], **quiet)
+    started = [scheduler]
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        started.append(subprocess.Popen([dask, "worker", address, "--nworkers", "2", "--nthreads", "1",
+                                         "--host", "127.0.0.1", "--no-dashboard"], **quiet))
+        from distributed import Client
+
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        monkeypatch.setenv("TLSLOG_CHUNK_SIZE", str(1 << 12))
+        paths, extra = INPUTS["rotated"]
+        run = tlslog("report", *paths, *extra, "--format", "json", "--scheduler", address)
+        assert (run.code, run.stdout) == (0, _json(*paths, *extra))
+        # the dashboard (bokeh comes with the dask extra) answers at the link printed
+        link = run.stderr.removeprefix("tlslog: Dask dashboard: ").rstrip("\n")
+        assert link.startswith("http://127.0.0.1:") and link.endswith("/status") and "\n" not in link
+        assert urllib.request.urlopen(link, timeout=30).status == 200
+    finally:
+        for process in reversed(started):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

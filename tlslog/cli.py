@@ -338,7 +338,8 @@ def _cluster(stack: contextlib.ExitStack, engine: Engine, scheduler: str | None,
     from .engine.cluster import Cluster
 
     cluster = stack.enter_context(Cluster(scheduler, workers=jobs))
-    typer.echo(f"tlslog: Dask dashboard: {cluster.dashboard}", err=True)
+    typer.echo(f"tlslog: Dask dashboard: {cluster.dashboard}" if cluster.dashboard
+               else f"tlslog: Dask scheduler {scheduler} (it serves no dashboard)", err=True)
     return cluster
 
 
