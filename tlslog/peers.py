@@ -31,8 +31,8 @@ import pandas as pd
 from .schema import PROTOCOLS, TRUSTS, Projection
 from .timestamps import format_wall
 
-__all__ = ["COLUMNS", "LISTS", "SORTS", "STATUSES", "aggregate", "build_peers", "event_times", "peer_rows",
-           "registered_domain"]
+__all__ = ["COLUMNS", "LISTS", "SORTS", "STATUSES", "aggregate", "build_peers", "event_times", "group_codes",
+           "peer_rows", "registered_domain", "registered_domains"]
 
 #: What `build_peers` reads: peers on every row (a status needs a peer's TLS rows too).
 COLUMNS = Projection(("kind", "start", "end", "offset", "peer_name", "peer_ip", "encryption", "protocol", "trust",
@@ -122,7 +122,7 @@ def peer_rows(rows: pd.DataFrame, keys: dict[str, pd.Series | np.ndarray], *, pl
         raise ValueError(f"no such sort: {sort!r} (one of {', '.join(SORTS)})")
     if not len(rows):
         return []
-    codes, representative, labels = _groups(keys)
+    codes, representative, labels = group_codes(keys)
     groups = len(representative)
     agg = aggregate(rows, codes, groups)
     chosen = _order(agg, labels, sort, np.flatnonzero(agg["plaintext"] > 0) if plaintext else np.arange(groups),
@@ -169,7 +169,7 @@ def peer_rows(rows: pd.DataFrame, keys: dict[str, pd.Series | np.ndarray], *, pl
     return out
 
 
-def _groups(keys: dict[str, pd.Series | np.ndarray]) -> tuple[np.ndarray, np.ndarray, dict[str, list[str | None]]]:
+def group_codes(keys: dict[str, pd.Series | np.ndarray]) -> tuple[np.ndarray, np.ndarray, dict[str, list[str | None]]]:
     """The group of each row (numbered in order of first appearance; a missing value is a value),
     each group's first row, and its key values: on category codes, never hashing text per row."""
     parts = []
@@ -233,7 +233,7 @@ def build_peers(frame: pd.DataFrame, *, plaintext: bool = False, limit: int = 0,
     inbound = external.loc[(external["kind"] == "inbound").to_numpy()].reset_index(drop=True)
     outbound = external.loc[(external["kind"] != "inbound").to_numpy()].reset_index(drop=True)
     names_in = inbound["peer_name"]
-    domains_in = _registered_domains(names_in)
+    domains_in = registered_domains(names_in)
     keyed: dict[str, tuple[pd.DataFrame, dict]] = {
         "inbound": (inbound, {"peer_name": names_in, "peer_ip": inbound["peer_ip"]}),
         "inbound_ips": (inbound, {"peer_ip": inbound["peer_ip"]}),
@@ -245,7 +245,7 @@ def build_peers(frame: pd.DataFrame, *, plaintext: bool = False, limit: int = 0,
             for name in lists}
 
 
-def _registered_domains(names: pd.Series) -> np.ndarray:
+def registered_domains(names: pd.Series) -> np.ndarray:
     """`registered_domain` of every name, worked out once per distinct name."""
     if not isinstance(names.dtype, pd.CategoricalDtype):
         return names.astype(object).map(registered_domain).to_numpy(dtype=object)

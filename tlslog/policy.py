@@ -38,7 +38,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from .peers import _groups, _registered_domains, aggregate
+from .peers import aggregate, group_codes, registered_domains
 from .table import per_value
 from .schema import Projection
 from .timestamps import format_wall
@@ -71,7 +71,7 @@ def _outbound(frame: pd.DataFrame, min_deliveries: int) -> list[dict]:
     rows = frame.loc[((frame["kind"] != "inbound") & (frame["hop"] == "external")).to_numpy()].reset_index(drop=True)
     if not len(rows):
         return []
-    codes, _, labels = _groups({"domain": rows["recipient_domain"]})
+    codes, _, labels = group_codes({"domain": rows["recipient_domain"]})
     groups = len(labels["domain"])
     agg = aggregate(rows, codes, groups)
     tls = (rows["encryption"] == "tls").to_numpy()
@@ -165,7 +165,7 @@ def _inbound(frame: pd.DataFrame, limit: int) -> dict:
                        "refused_messages": int(messages[refused].sum()), "clients": []}
         if refused.any():
             hit = rows.loc[refused].reset_index(drop=True)
-            domains = _registered_domains(hit["peer_name"])
+            domains = registered_domains(hit["peer_name"])
             keys = pd.Series(domains, dtype=object).fillna("")
             table = pd.DataFrame({"domain": keys, "messages": hit["messages"].to_numpy(dtype=np.int64),
                                   "when": np.where(np.isnan(hit["end"].to_numpy(dtype=float)),
