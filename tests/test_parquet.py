@@ -74,11 +74,18 @@ def month_days(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(folder)
 
 
-def test_a_parquet_url_reads_as_its_folder(month_days):
+def test_parquet_days_at_a_url_are_written_and_read_as_a_folder(month_days, tmp_path):
     from pathlib import Path
 
     url = Path(month_days).resolve().as_uri()
     assert _report("--parquet", url, "--by", "week") == _report("--parquet", month_days, "--by", "week")
+    # ingest writes to a URL as well (here a file:// one; an object store is written alike)
+    written = (tmp_path / "written").as_uri()
+    run = tlslog("ingest", "--db", str(tmp_path / "h.db"), "--parquet", written, str(MONTH), "--year", "2024")
+    assert run.code == 0 and f"tlslog: {written}: 29 day(s) written, 3,642 sessions\n" in run.stderr
+    assert sorted(p.name for p in (tmp_path / "written").iterdir()) == sorted(p.name for p in Path(month_days).iterdir())
+    assert not list((tmp_path / "written").rglob(".*.tmp"))
+    assert _report("--parquet", written) == _report("--parquet", month_days)
     unknown = tlslog("report", "--parquet", "nosuchfs://bucket/days")
     assert unknown.code == 1 and unknown.stderr.startswith("tlslog: nosuchfs://bucket/days: ")
     assert unknown.stderr.count("\n") == 1
@@ -108,3 +115,12 @@ def test_dask_dataframe_reads_the_days_into_the_weekly_report(month_days):
                 for verdict in ("tls", "plaintext", "tls_failed", "unknown") if p["inbound"][verdict]}
     assert {key: int(n) for key, n in counts.items()} == expected
     assert sum(expected.values()) == report["inbound"]["total"] == 2639
+
+
+def test_a_folder_that_cannot_be_written_is_one_line(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    run = tlslog("ingest", "--db", str(tmp_path / "h.db"), "--parquet", str(blocked / "days"), str(MONTH),
+                 "--year", "2024")
+    assert run.code == 1
+    assert run.stderr.startswith(f"tlslog: {blocked / 'days'}: ") and run.stderr.count("\n") == 1

@@ -176,8 +176,8 @@ Db = Annotated[Optional[str], typer.Option(
     "--db", metavar="PATH", help="Read the history store (made by tlslog ingest) instead of log files.",
     show_default=False)]
 ParquetDir = Annotated[Optional[str], typer.Option(
-    "--parquet", metavar="DIR", help="Read the session table's Parquet days (written by tlslog ingest --parquet) "
-                                     "instead of log files.", show_default=False)]
+    "--parquet", metavar="DIR", help="Read the session table's Parquet days (written by tlslog ingest --parquet; "
+                                     "DIR may be a URL) instead of log files.", show_default=False)]
 Journal = Annotated[bool, typer.Option(
     "--journal", help="Read the journal: runs journalctl -o json for the Postfix units (see --unit).")]
 Unit = Annotated[Optional[list[str]], typer.Option(
@@ -830,7 +830,8 @@ def ingest(
         show_default=False)] = None,
     parquet: Annotated[Optional[str], typer.Option(
         "--parquet", metavar="DIR", help="Also write the days this ingest touched, as the store has them, as "
-                                         "Parquet (DIR/date=YYYY-MM-DD/sessions.parquet; needs pyarrow).",
+                                         "Parquet (DIR/date=YYYY-MM-DD/sessions.parquet; DIR may be a URL such as "
+                                         "s3://bucket/days; needs pyarrow).",
         show_default=False)] = None,
     jobs: Jobs = 0,
     engine: EngineOption = Engine.local,
@@ -875,7 +876,7 @@ def ingest(
                 from .parquet import export_days
 
                 days = {int(d) for d in analysis.sessions["day"].unique()}
-                written = export_days(store, days, Path(os.path.expanduser(parquet)))
+                written = export_days(store, days, parquet)
                 typer.echo(f"tlslog: {parquet}: {len(days)} day(s) written, {written:,} sessions", err=True)
         for error in analysis.errors:
             typer.echo(f"tlslog: {error}", err=True)

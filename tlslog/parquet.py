@@ -17,7 +17,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -70,39 +69,52 @@ def _arrow_schema(names: list[str]) -> object:
     return pa.schema([(name, types[schema.column(name).kind]) for name in names])
 
 
-def export_days(store: object, days: set[int], directory: Path) -> int:
-    """Write the days (``-1``: rows without a date) as the store has them now; the rows written."""
+def export_days(store: object, days: set[int], location: str) -> int:
+    """Write the days (``-1``: rows without a date) as the store has them now; the rows written.
+    ``location``: a folder, or a URL pyarrow writes to (an object store, where a written object
+    replaces the old one whole; a local file is written aside and renamed over it)."""
+    from pyarrow import fs
+
     from .analysis import Options
     from .history import load
 
     _pyarrow()
-    directory.mkdir(parents=True, exist_ok=True)
-    written = 0
-    analysis = None
-    for day in sorted(days):
-        if day < 0:
-            analysis = load(store, Options())  # type: ignore[arg-type]
-            frame = analysis.sessions.loc[(analysis.sessions["day"] == -1).to_numpy()]
-        else:
-            analysis = load(store, Options(), since=day * 86400.0, until=(day + 1) * 86400.0)  # type: ignore[arg-type]
-            frame = analysis.sessions
-        folder = directory / _folder(day)
-        folder.mkdir(exist_ok=True)
-        target = folder / "sessions.parquet"
-        temporary = folder / ".sessions.parquet.tmp"
-        # one Arrow schema for every day, categoricals as plain text (Parquet dictionary-encodes
-        # it anyway): the days then read as one dataset in any Parquet reader
-        plain = {name: object for name in frame.columns if isinstance(frame[name].dtype, pd.CategoricalDtype)}
-        frame.reset_index(drop=True).astype(plain).to_parquet(temporary, index=False,
-                                                              schema=_arrow_schema(list(frame.columns)))
-        os.replace(temporary, target)
-        written += len(frame)
-    if analysis is not None:
-        meta = {"lines": analysis.stats.as_dict(), "postfix_versions": analysis.postfix_versions,
-                "inputs": analysis.sources}
-        temporary = directory / "._tlslog.json.tmp"
-        temporary.write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(temporary, directory / _META)
+    filesystem, root = _filesystem(location)
+    local = isinstance(filesystem, fs.LocalFileSystem)
+
+    def put(path: str, write: Callable[[Any], None]) -> None:
+        folder, name = path.rsplit("/", 1)
+        target = f"{folder}/.{name}.tmp" if local else path
+        with filesystem.open_output_stream(target) as out:
+            write(out)
+        if local:
+            os.replace(target, path)
+
+    try:
+        filesystem.create_dir(root, recursive=True)
+        written = 0
+        analysis = None
+        for day in sorted(days):
+            if day < 0:
+                analysis = load(store, Options())  # type: ignore[arg-type]
+                frame = analysis.sessions.loc[(analysis.sessions["day"] == -1).to_numpy()]
+            else:
+                analysis = load(store, Options(), since=day * 86400.0, until=(day + 1) * 86400.0)  # type: ignore[arg-type]
+                frame = analysis.sessions
+            filesystem.create_dir(f"{root}/{_folder(day)}", recursive=True)
+            # one Arrow schema for every day, categoricals as plain text (Parquet dictionary-encodes
+            # it anyway): the days then read as one dataset in any Parquet reader
+            plain = {name: object for name in frame.columns if isinstance(frame[name].dtype, pd.CategoricalDtype)}
+            rows = frame.reset_index(drop=True).astype(plain)
+            put(f"{root}/{_folder(day)}/sessions.parquet",
+                lambda out: rows.to_parquet(out, index=False, schema=_arrow_schema(list(rows.columns))))
+            written += len(frame)
+        if analysis is not None:
+            meta = {"lines": analysis.stats.as_dict(), "postfix_versions": analysis.postfix_versions,
+                    "inputs": analysis.sources}
+            put(f"{root}/{_META}", lambda out: out.write((json.dumps(meta, indent=2) + "\n").encode()))
+    except OSError as exc:
+        raise InputError(location, str(exc).split("\n")[0]) from None
     return written
 
 
