@@ -122,3 +122,21 @@ def test_damaged_and_empty_files_read_whole(tmp_path, monkeypatch):
     seen = _both([tmp_path / "a.gz", tmp_path / "b.gz", tmp_path / "c.gz"], 1 << 11, monkeypatch)
     assert [type(e).__name__ for e in seen["analysis"].errors] == ["DamagedInput"]
     assert seen["analysis"].sources == [str(tmp_path / "a.gz"), str(tmp_path / "c.gz"), str(tmp_path / "b.gz")]
+
+
+def test_which_files_a_cluster_reads_whole():
+    from tlslog.analysis import read_whole
+    from tlslog.sources import Source
+
+    def gz(name: str, size: int) -> Source:
+        return Source(name, Path(name), "gzip", True, size=size)
+
+    big, small, other = gz("big.gz", 80), gz("a.gz", 10), gz("b.gz", 10)
+    plain = Source("maillog", Path("maillog"), None, True, size=500)
+    assert read_whole([big, small, other, plain], 2) == {small, other}  # the plain file: byte ranges anyway
+    assert read_whole([big], 2) == set()  # one big .gz: sent in chunks to every worker
+    assert read_whole([big], 1) == {big}
+    assert read_whole([small, other], 2) == {small, other}
+    assert read_whole([gz("c.gz", 30), small], 2) == {small, gz("c.gz", 30)}  # 30 of 40: 1.5 shares
+    assert read_whole([gz("c.gz", 31), small], 2) == {small}
+    assert read_whole([big, small, other], 0) == set()  # the local engine

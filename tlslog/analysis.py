@@ -26,7 +26,7 @@ from .settle import Evidence
 from .sources import Source, resolve
 from .stitch import Stitcher, needs_redo
 
-__all__ = ["Analysis", "Options", "analyze"]
+__all__ = ["Analysis", "Options", "analyze", "read_whole"]
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,9 @@ class Options:
     #: runs the scan tasks: (tasks, jobs) -> (task, result) in task order; None: this machine
     #: (`tlslog.engine.run.run_local`), or a cluster's (`tlslog.engine.cluster.Cluster.run`)
     runner: Callable[[Iterator[Task], int], Iterator[tuple[Task, ChunkResult | SourceResult]]] | None = None
-    #: a cluster's workers read compressed files and URLs whole, one task each
-    #: (`tlslog.engine.wholefile`), when there are at least this many of them (its worker threads:
-    #: one big file is faster read here and sent in chunks to every worker); 0: never
+    #: a cluster's worker threads: its workers then read compressed files and URLs whole, one
+    #: task each (`tlslog.engine.wholefile`), those not much bigger than a fair share (`read_whole`);
+    #: 0: never (a local pool is sent chunks)
     whole_files: int = 0
 
 
@@ -89,7 +89,7 @@ def analyze(args: list[str], options: Options | None = None,
     ``sources`` (built by the caller, e.g. `tlslog.journal.journal_source`) instead of ``args``."""
     options = options or Options()
     sources, errors = (list(sources), []) if sources is not None else resolve(args)
-    whole = options.whole_files > 0 and sum(s.worker_readable for s in sources) >= options.whole_files
+    whole = read_whole(sources, options.whole_files)
     planner = Planner(chunk_size=options.chunk_size, year=options.year, now=options.now,
                       keep_unparsed=options.keep_unparsed, timeout=options.timeout, columns=options.columns,
                       classifier=options.classifier, whole_files=whole)
@@ -123,6 +123,17 @@ def analyze(args: list[str], options: Options | None = None,
     read = [s.name for s in sources if s.name not in unread and s.name not in names]  # empty ones: no task
     return Analysis(sessions, evidence, stitcher.stats, names + read, errors, unparsed, stitcher.postfix_versions,
                     source_stats, stitcher.source_epochs, stitcher.open_state, tlsrpt)
+
+
+def read_whole(sources: list[Source], threads: int) -> frozenset[Source]:
+    """The compressed inputs a cluster of ``threads`` worker threads reads whole, one task each:
+    those no bigger than one and a half fair shares (1/threads of all of them), so files of about
+    the same size all are. A bigger one, such as a single big ``.gz``, would keep one worker busy
+    while the others wait: it is decompressed here and its chunks go to every worker (measured,
+    README: Fleet)."""
+    readable = [s for s in sources if s.worker_readable and s.size is not None]
+    total = sum(s.size or 0 for s in readable)
+    return frozenset(s for s in readable if threads > 0 and (s.size or 0) * threads * 2 <= total * 3)
 
 
 def _in_order(outcomes: Iterator[tuple[Task, ChunkResult | SourceResult]], stitcher: Stitcher,

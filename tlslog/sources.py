@@ -54,6 +54,8 @@ class Source:
     command: tuple[str, ...] | None = None
     #: an fsspec URL (compression sniffed from its first bytes when it is resolved)
     url: str | None = None
+    #: bytes as stored (compressed or not) of a regular file or URL, when it was resolved
+    size: int | None = None
 
     @property
     def seekable(self) -> bool:
@@ -173,17 +175,18 @@ def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
                 if stat.S_ISDIR(mode):
                     raise IsADirectoryError(f"is a directory (use {arg.rstrip('/')}/* to read the files in it)")
                 regular = stat.S_ISREG(mode)
-            compression = None
+            compression = size = None
             if regular:  # a pipe cannot be peeked at without losing the bytes: sniffed while read
                 with open_raw(Source(arg, path, url=None if path else arg)) as handle:
                     compression = _compression_of(handle.read(6))
+                    size = handle.seek(0, os.SEEK_END)
         except OSError as exc:
             errors.append(InputError(arg, _reason(exc)))
             continue
         if compression == "zstd":
             errors.append(InputError(arg, _ZSTD))
             continue
-        sources.append(Source(arg, path, compression, regular, url=None if path else arg))
+        sources.append(Source(arg, path, compression, regular, url=None if path else arg, size=size))
     return sources, errors
 
 

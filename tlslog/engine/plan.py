@@ -2,7 +2,7 @@
 
 Plain regular files and URLs become byte ranges that a worker reads itself; standard input,
 pipes and compressed files are read here and their chunks travel with the task, except for a
-cluster (``whole_files``), whose worker reads a compressed file or URL whole and cuts it itself
+cluster's ``whole_files``, which its worker reads whole and cuts itself
 (`tlslog.engine.wholefile`). Each task also carries
 the year state its first classic (year-less) stamp is guessed to see, and the last line of
 the chunk before it (to spot a line repeated across the cut); `tlslog.stitch` checks the
@@ -89,7 +89,7 @@ class Planner:
     def __init__(self, *, chunk_size: int | None = None, year: int | None = None, now: dt.datetime | None = None,
                  keep_unparsed: int = 0, timeout: float = DEFAULT_TIMEOUT,
                  columns: tuple[str, ...] | Projection | None = None,
-                 classifier: Classifier | None = None, whole_files: bool = False) -> None:
+                 classifier: Classifier | None = None, whole_files: frozenset[Source] = frozenset()) -> None:
         self.chunk_size = chunk_size or default_chunk_size()
         self.year = year
         self.now = now
@@ -101,7 +101,7 @@ class Planner:
         self.clock: YearClock | None = None
         self.errors: list[InputError] = []
         self.previous: bytes | None = None  # the last line of the previous chunk
-        self.whole_files = whole_files  # a compressed file or URL is one task (read by the worker)
+        self.whole_files = whole_files  # the compressed files and URLs that are one task (read by the worker)
         self.previous_unknown = False  # the previous chunk was such a file
 
     def _clock_for(self, head: bytes) -> tuple[int, int | None]:
@@ -133,7 +133,7 @@ class Planner:
             try:
                 if source.seekable:
                     yield from self._ranges(source)
-                elif self.whole_files and source.worker_readable:
+                elif source in self.whole_files:
                     yield from self._whole(source)
                 else:
                     yield from self._blocks(source)
