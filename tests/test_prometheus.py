@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import json
 import re
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,7 +27,7 @@ DEFAULT = str(SAMPLES / "realpostfix" / "default" / "maillog")
 WIRE = ("inbound", "mx", "submission", "outbound")
 VERDICTS = ("tls", "plaintext", "tls_failed", "unknown")
 #: Every label the output may carry: bounded sets only, never a peer.
-LABELS = {"direction", "encryption", "protocol", "trust", "ip_version", "reason", "kind", "version"}
+LABELS = {"direction", "encryption", "protocol", "trust", "ip_version", "reason", "kind", "version", "state"}
 
 Series = dict[tuple[str, frozenset], float]
 
@@ -111,7 +112,7 @@ def test_every_family_has_help_type_and_a_conventional_name(args: tuple[str, ...
 
 def test_families_are_declared_once() -> None:
     declared = [f.name for f in FAMILIES]
-    assert len(declared) == len(set(declared)) == 17
+    assert len(declared) == len(set(declared)) == 18
 
 
 # -- the values are the JSON report's --------------------------------------------------------
@@ -234,3 +235,17 @@ def test_a_log_without_sessions_still_parses(tmp_path) -> None:  # noqa: ANN001
     assert len([k for k in values if k[0] == "tlslog_sessions_total"]) == len(WIRE) * len(VERDICTS)
     assert value(values, "tlslog_info", version="0.1.0") == 1
     assert text.endswith("\n") and "NaN" not in text
+
+
+def test_inputs_skipped_and_damaged_are_series(tmp_path) -> None:  # noqa: ANN001
+    import gzip
+
+    cut = tmp_path / "cut.gz"
+    blob = gzip.compress(Path(DEFAULT).read_bytes())
+    cut.write_bytes(blob[: len(blob) // 2])
+    result = tlslog("report", DEFAULT, str(tmp_path / "missing"), str(cut), "--year", YEAR, "--format", "prometheus")
+    assert result.code == 1
+    values = series(result.stdout)
+    assert {state: value(values, "tlslog_inputs_total", state=state) for state in ("read", "skipped", "damaged")} == {
+        "read": 2, "skipped": 1, "damaged": 1}
+    assert value(series(run(DEFAULT)[1]), "tlslog_inputs_total", state="skipped") == 0

@@ -138,6 +138,13 @@ def _lines_read(data: dict[str, Any]) -> Iterator[Sample]:
         yield {"kind": str(kind)}, count
 
 
+def _inputs(data: dict[str, Any]) -> Iterator[Sample]:
+    inputs = data.get("inputs")
+    if inputs:
+        for state in ("read", "skipped", "damaged"):
+            yield {"state": state}, inputs[state]
+
+
 def unix_time(text: str | None) -> float | None:
     """ISO 8601 text of the report as unix time; a time without a zone (classic syslog) is
     read as UTC, as Prometheus needs one number and the log gives nothing better."""
@@ -195,6 +202,10 @@ FAMILIES: tuple[Family, ...] = (
     Family("tlslog_log_lines_total", "counter",
            "Log lines by what became of them (read = postfix + other + unrecognized; the kinds overlap).",
            _lines_read),
+    Family("tlslog_inputs_total", "counter",
+           "Inputs of the report by what became of them (skipped: could not be read; damaged: read in part); "
+           "alert on skipped or damaged above 0: the report covers less than was asked.",
+           _inputs),
     Family("tlslog_report_period_start_seconds", "gauge",
            "Start of the first session in the report, unix time (a log without a zone read as UTC).",
            _period("first")),
