@@ -140,3 +140,23 @@ def test_which_files_a_cluster_reads_whole():
     assert read_whole([gz("c.gz", 30), small], 2) == {small, gz("c.gz", 30)}  # 30 of 40: 1.5 shares
     assert read_whole([gz("c.gz", 31), small], 2) == {small}
     assert read_whole([big, small, other], 0) == set()  # the local engine
+
+
+def test_a_file_that_vanishes_before_its_worker_reads_it(tmp_path):
+    older, newer = _log([11] * 20, 100), _log([11] * 20, 200)
+    last = older.rstrip(b"\n").rsplit(b"\n", 1)[1] + b"\n"
+    for name, data in (("a.gz", older), ("b.gz", _log([11] * 5, 500)), ("c.gz", last + newer)):
+        (tmp_path / name).write_bytes(gzip.compress(data))
+    names = [str(tmp_path / n) for n in ("a.gz", "b.gz", "c.gz")]
+
+    def vanishing(tasks: Iterator[Task], jobs: int) -> Iterator[tuple[Task, ChunkResult | SourceResult]]:
+        for task in tasks:
+            if task.source.endswith("b.gz"):
+                (tmp_path / "b.gz").unlink()  # planned (its head read), then gone
+            yield task, scan_source(task)
+
+    gone = analyze(names, Options(jobs=1, year=2024, runner=vanishing, whole_files=1))
+    assert [str(e) for e in gone.errors] == [f"{names[1]}: No such file or directory"]
+    without = analyze([names[0], names[2]], Options(jobs=1, year=2024))
+    pd.testing.assert_frame_equal(gone.sessions, without.sessions)
+    assert gone.stats == without.stats and without.stats.duplicate == 1  # c.gz still repeats a.gz's last line

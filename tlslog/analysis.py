@@ -152,7 +152,7 @@ def _in_order(outcomes: Iterator[tuple[Task, ChunkResult | SourceResult]], stitc
             if not fits(outcome, task, stitcher.clock, previous):
                 outcome = scan_source(dataclasses.replace(task, previous=previous), stitcher.clock)
             late.extend(outcome.errors)
-            tail = outcome.last_line
+            tail = outcome.last_line if outcome.chunks else previous  # (it vanished before its worker read it)
             yield from outcome.chunks
             continue
         if task.check_previous and same_line(outcome.first_line, tail):
