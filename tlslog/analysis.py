@@ -24,7 +24,7 @@ from .fold import DEFAULT_TIMEOUT, OpenState
 from .schema import Projection
 from .settle import Evidence
 from .sources import Source, resolve
-from .stitch import Stitcher, needs_redo
+from .stitch import Stitcher, rescanned
 
 __all__ = ["Analysis", "Options", "analyze", "read_whole"]
 
@@ -158,6 +158,4 @@ def _in_order(outcomes: Iterator[tuple[Task, ChunkResult | SourceResult]], stitc
         if task.check_previous and same_line(outcome.first_line, tail):
             task = dataclasses.replace(task, previous=tail)
             outcome = scan(task)
-        if stitcher.clock is not None and needs_redo(outcome.first_month, (task.year, task.month), stitcher.clock):
-            outcome = scan(dataclasses.replace(task, year=stitcher.clock[0], month=stitcher.clock[1]))
-        yield task, outcome
+        yield rescanned(task, outcome, stitcher.clock, scan)

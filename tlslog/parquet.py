@@ -13,9 +13,9 @@ extra).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,10 +25,9 @@ from . import schema, table
 from .accounting import LineStats
 from .classify import Classifier
 from .errors import InputError
+from .sources import is_url
 
 __all__ = ["export_days", "read", "read_day"]
-
-_URL = re.compile(r"\A[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 _UNKNOWN = "unknown"
 #: The line accounting beside the days (a leading underscore: Parquet readers skip it).
@@ -138,7 +137,7 @@ def _filesystem(location: str) -> tuple[Any, str]:
     reads (``s3://bucket/days``, ``gs://…``, ``hdfs://…``, ``file:///…``)."""
     from pyarrow import fs
 
-    if _URL.match(location):
+    if is_url(location):
         try:
             return fs.FileSystem.from_uri(location)
         except (ValueError, OSError) as exc:  # an unknown scheme, a missing file system package
@@ -186,7 +185,7 @@ def read(location: str, classifier: Classifier, since: float | None = None, unti
         if day < 0 and (first is not None or last is not None):
             continue
         chosen.append((location, name))
-    parts = list((mapper or _local_map)(read_day, chosen))
+    parts = list((mapper or itertools.starmap)(read_day, chosen))
     frame = table.concat(parts) if parts else table.empty(schema.names())
     table.fix_categories(frame)
     if len(frame):
@@ -199,7 +198,3 @@ def read(location: str, classifier: Classifier, since: float | None = None, unti
         versions = {host: tuple(v) for host, v in meta.get("postfix_versions", {}).items()}
         names = list(meta.get("inputs", names))
     return frame, stats, versions, names
-
-
-def _local_map(function: Callable[..., pd.DataFrame], items: list[tuple[str, str]]) -> Iterable[pd.DataFrame]:
-    return (function(*item) for item in items)

@@ -28,7 +28,7 @@ from typing import IO, BinaryIO
 
 from .errors import DamagedInput, InputError
 
-__all__ = ["Source", "open_raw", "read_blocks", "resolve", "rotation_order"]
+__all__ = ["Source", "is_url", "open_raw", "read_blocks", "resolve", "rotation_order"]
 
 BLOCK_SIZE = 1 << 20
 
@@ -114,6 +114,11 @@ def _compression_of(head: bytes) -> str | None:
 _URL = re.compile(r"\A[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
+def is_url(text: str) -> bool:
+    """Whether an argument is a URL (``scheme://…``) rather than a path."""
+    return _URL.match(text) is not None
+
+
 def _urls(arg: str) -> tuple[list[str], InputError | None]:
     """The URLs an fsspec URL (or glob of them) names, or why it cannot be read."""
     try:
@@ -135,7 +140,7 @@ def _urls(arg: str) -> tuple[list[str], InputError | None]:
     if not glob.has_magic(arg):
         return [arg], None  # as the user spelled it (the ``source`` column names it so)
     protocol = arg.split("://", 1)[0]
-    return [p if _URL.match(p) else f"{protocol}://{p}" for p in found], None
+    return [p if is_url(p) else f"{protocol}://{p}" for p in found], None
 
 
 def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
@@ -147,7 +152,7 @@ def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
     expanded: list[str] = []
     urls: set[str] = set()
     for arg in args:
-        if _URL.match(arg):
+        if is_url(arg):
             found, error = _urls(arg)
             if error is not None:
                 errors.append(error)
@@ -167,7 +172,7 @@ def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
         if arg == "-":
             sources.append(Source("<stdin>", None))
             continue
-        path = None if arg in urls else Path(arg)
+        path, url = (None, arg) if arg in urls else (Path(arg), None)
         try:
             regular = True  # a URL names an object of known size, read at any offset
             if path is not None:
@@ -177,7 +182,7 @@ def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
                 regular = stat.S_ISREG(mode)
             compression = size = None
             if regular:  # a pipe cannot be peeked at without losing the bytes: sniffed while read
-                with open_raw(Source(arg, path, url=None if path else arg)) as handle:
+                with open_raw(Source(arg, path, url=url)) as handle:
                     compression = _compression_of(handle.read(6))
                     size = handle.seek(0, os.SEEK_END)
         except OSError as exc:
@@ -186,7 +191,7 @@ def resolve(args: list[str]) -> tuple[list[Source], list[InputError]]:
         if compression == "zstd":
             errors.append(InputError(arg, _ZSTD))
             continue
-        sources.append(Source(arg, path, compression, regular, url=None if path else arg, size=size))
+        sources.append(Source(arg, path, compression, regular, url=url, size=size))
     return sources, errors
 
 

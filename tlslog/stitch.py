@@ -15,17 +15,23 @@ is scanned again from the true state.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import pandas as pd
 
 from . import table
 from .accounting import LineStats
 from .classify import Classifier
+from .engine.plan import Task
 from .engine.scan import ChunkResult
 from .fold import DEFAULT_TIMEOUT, EdgeState, Fold, OpenState, Places
 from .settle import Evidence
 from .timestamps import YearClock
 
-__all__ = ["Stitcher", "needs_redo"]
+__all__ = ["Stitcher", "clock_after", "needs_redo", "rescanned"]
+
+Clock = tuple[int, int | None]
 
 #: Rows of sessions that crossed chunk edges are turned into a partition this many at a time.
 _FLUSH_ROWS = 20_000
@@ -40,6 +46,21 @@ def needs_redo(first_month: int | None, guessed: tuple[int, int | None], true: t
     after_guess, after_true = YearClock(*guessed), YearClock(*true)
     return (after_guess.advance(first_month), after_guess.state()) != (after_true.advance(first_month),
                                                                        after_true.state())
+
+
+def rescanned(task: Task, result: ChunkResult, clock: Clock | None,
+              scan: Callable[[Task], ChunkResult]) -> tuple[Task, ChunkResult]:
+    """The chunk scanned again (with ``scan``) from the true year state ``clock`` (None: not
+    known) when its guessed state could have given other years (`needs_redo`); else as it was."""
+    if clock is None or not needs_redo(result.first_month, (task.year, task.month), clock):
+        return task, result
+    task = dataclasses.replace(task, year=clock[0], month=clock[1])
+    return task, scan(task)
+
+
+def clock_after(result: ChunkResult, clock: Clock | None) -> Clock | None:
+    """The year state after a chunk, given the state before it."""
+    return result.clock if result.first_month is not None else clock
 
 
 class Stitcher:
@@ -121,8 +142,7 @@ class Stitcher:
         self.stats.add(result.stats)
         for host, versions in result.postfix_versions.items():
             self._versions.setdefault(host, set()).update(versions)
-        if result.first_month is not None:
-            self.clock = result.clock
+        self.clock = clock_after(result, self.clock)
 
     def _reread(self, edge: EdgeState) -> None:
         """A resumed session or connection whose process's first line here is older than it:

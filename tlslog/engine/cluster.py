@@ -116,28 +116,25 @@ class Cluster:
     def run(self, tasks: Iterator[Task], jobs: int = 0) -> Iterator[tuple[Task, ChunkResult | SourceResult]]:
         """(task, result) in task order, like `tlslog.engine.run.run_local` (``jobs`` is the
         cluster's business: its workers are what it has)."""
+        return self._in_order("scan", ((scan if task.whole is None else scan_source, (task,)) for task in tasks))
+
+    def map(self, function: Callable[..., T], items: Iterable[tuple]) -> Iterator[T]:
+        """``function(*item)`` for each item, run on the workers, in order: `tlslog.parquet.read`
+        reads the days of a Parquet folder so."""
+        return (result for _, result in self._in_order("read", ((function, item) for item in items)))
+
+    def _in_order(self, name: str, calls: Iterable[tuple[Callable[..., Any], tuple]]) -> Iterator[tuple[Any, Any]]:
+        """(first argument, result) of each call, run on the workers, in order, with a few in
+        flight per worker thread (enough to keep them busy, few enough to bound memory)."""
         window: collections.deque = collections.deque()
         limit = WINDOW_PER_WORKER * self.threads()
         run = uuid.uuid4().hex[:8]  # keys unique to this run (the dashboard shows them)
-        for task in tasks:
-            work = scan if task.whole is None else scan_source
-            window.append((task, self.client.submit(work, task, pure=False, key=f"tlslog-scan-{run}-{task.index}")))
+        for n, (function, args) in enumerate(calls):
+            window.append((args[0], self.client.submit(function, *args, pure=False, key=f"tlslog-{name}-{run}-{n}")))
             if len(window) >= limit:
-                done, future = window.popleft()
-                yield done, future.result()
+                first, future = window.popleft()
+                yield first, future.result()
         while window:
-            done, future = window.popleft()
-            yield done, future.result()
+            first, future = window.popleft()
+            yield first, future.result()
 
-    def map(self, function: Callable[..., T], items: Iterable[tuple]) -> Iterator[T]:
-        """``function(*item)`` for each item, run on the workers, in order (a few in flight per
-        worker thread): `tlslog.parquet.read` reads the days of a Parquet folder so."""
-        window: collections.deque = collections.deque()
-        limit = WINDOW_PER_WORKER * self.threads()
-        run = uuid.uuid4().hex[:8]
-        for n, item in enumerate(items):
-            window.append(self.client.submit(function, *item, pure=False, key=f"tlslog-read-{run}-{n}"))
-            if len(window) >= limit:
-                yield window.popleft().result()
-        while window:
-            yield window.popleft().result()

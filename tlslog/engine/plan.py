@@ -182,12 +182,8 @@ class Planner:
             blocks.close()
         if not head:
             return
-        year, month = self._clock_for(head[:65536])
-        task = Task(self.index, source.name, year, month, keep_unparsed=self.keep_unparsed, timeout=self.timeout,
-                    columns=self.columns, previous=self.previous, classifier=self.classifier, whole=source,
-                    chunk_size=self.chunk_size, check_previous=self.previous_unknown)
-        self.index += 1
-        self.previous, self.previous_unknown = None, True
+        task = self._task(head[:65536], b"", source.name, whole=source, chunk_size=self.chunk_size)
+        self.previous, self.previous_unknown = None, True  # its last line is the worker's to find
         yield task
 
     def _blocks(self, source: Source) -> Iterator[Task]:

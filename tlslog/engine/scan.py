@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -28,6 +29,7 @@ from ..lines import MAX_LINE, LineSplitter, Record
 from ..lowering import lower_rule
 from ..parse import Match, RuleSet
 from ..settle import Evidence
+from ..sources import Source, open_raw
 from ..timestamps import YearClock
 from . import prefilter
 from .plan import Task
@@ -163,13 +165,7 @@ def _decode(data: bytes, stats: LineStats) -> str:
 def _read(task: Task) -> bytes:
     if task.data is not None:
         return task.data
-    if task.url is not None:
-        from ..sources import Source, open_raw
-
-        with open_raw(Source(task.source, None, url=task.url)) as remote:
-            remote.seek(task.start)
-            return remote.read(task.end - task.start)
-    with open(task.path, "rb") as handle:  # type: ignore[arg-type]
+    with open_raw(Source(task.source, None if task.path is None else Path(task.path), url=task.url)) as handle:
         handle.seek(task.start)
         return handle.read(task.end - task.start)
 
@@ -274,9 +270,7 @@ def scan(task: Task) -> ChunkResult:
         stats.read = len(lines)
         pairs = enumerate(lines)
     del data
-    previous: str | None = None
-    if task.previous is not None:  # an empty last line (b"") is a line too
-        previous = (split_lines(task.previous, LineStats()) or [""])[0]
+    previous = line_text(task.previous) if task.previous is not None else None
     unparsed: list[Unparsed] = []
     clock = YearClock(task.year, task.month)
     split, wall_of = LineSplitter(clock).split, clock.wall
@@ -411,11 +405,13 @@ def first_line_of(data: bytes) -> bytes | None:
     return data if newline < 0 else data[:newline]
 
 
+def line_text(line: bytes) -> str:
+    """One line's text as the scan compares it with the next (decoded, without a CR; an empty
+    line, b"", is a line too)."""
+    return (split_lines(line, LineStats()) or [""])[0]
+
+
 def same_line(first: bytes | None, previous: bytes | None) -> bool:
     """Whether a chunk starting with ``first`` repeats ``previous``, the line before it, as the
-    scan compares them (decoded, without a CR): then the chunk is scanned again knowing it."""
-    if first is None or previous is None:
-        return False
-    def text(line: bytes) -> str:
-        return (split_lines(line, LineStats()) or [""])[0]
-    return text(first) == text(previous)
+    scan compares them: then the chunk is scanned again knowing it."""
+    return first is not None and previous is not None and line_text(first) == line_text(previous)

@@ -16,14 +16,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..errors import InputError
-from ..stitch import needs_redo
+from ..stitch import Clock, clock_after, needs_redo, rescanned
 from ..timestamps import YearClock
 from .plan import Planner, Task
 from .scan import ChunkResult, first_line_of, same_line, scan
 
 __all__ = ["SourceResult", "fits", "scan_source"]
-
-Clock = tuple[int, int | None]
 
 
 @dataclass
@@ -50,12 +48,8 @@ def scan_source(task: Task, clock: Clock | None = None) -> SourceResult:
     for chunk in planner.tasks([source]):
         if not chunks and chunk.data is not None:
             first_line = first_line_of(chunk.data)
-        result = scan(chunk)
-        if clock is not None and needs_redo(result.first_month, (chunk.year, chunk.month), clock):
-            chunk = dataclasses.replace(chunk, year=clock[0], month=clock[1])
-            result = scan(chunk)
-        if result.first_month is not None:
-            clock = result.clock
+        chunk, result = rescanned(chunk, scan(chunk), clock, scan)
+        clock = clock_after(result, clock)
         chunks.append((dataclasses.replace(chunk, data=None), result))
     return SourceResult(chunks, planner.errors, first_line, planner.previous)
 
@@ -68,6 +62,5 @@ def fits(outcome: SourceResult, task: Task, clock: Clock | None, previous: bytes
     for chunk, result in outcome.chunks:
         if clock is not None and needs_redo(result.first_month, (chunk.year, chunk.month), clock):
             return False
-        if result.first_month is not None:
-            clock = result.clock
+        clock = clock_after(result, clock)
     return True
