@@ -124,22 +124,19 @@ def partition(rows: list[tuple], wanted: Wanted = None, classifier: Classifier =
     frame = pd.DataFrame({name: _column(name, list(map(itemgetter(i), rows))) for name, i in _INDEX.items()
                           if name in read}, copy=False)
     if any(name in names for name in DERIVED):
-        derive(frame, classifier)
+        derive(frame, classifier, [name for name in DERIVED if name in names])
     if projection is not None:
         prune_peers(frame, projection)
     order = [name for name in names if name in _INDEX] + [name for name in DERIVED if name in names]
     return frame if list(frame.columns) == order else pd.DataFrame({name: frame[name] for name in order}, copy=False)
 
 
-def derive(frame: pd.DataFrame, classifier: Classifier = DEFAULT_CLASSIFIER) -> None:
-    """Add the `DERIVED` columns (``peer_key`` only where it is missing) from the columns they
-    come from: each rule applied once per category of each column (per distinct pair for the
-    peer digest), then combined on codes. For the fold's rows and the history store's alike."""
+def derive(frame: pd.DataFrame, classifier: Classifier = DEFAULT_CLASSIFIER, names: Sequence[str] = DERIVED) -> None:
+    """Add the `DERIVED` columns ``names`` (``peer_key`` only where it is missing) from the
+    columns they come from: each rule applied once per category of each column (per distinct
+    pair for the peer digest), then combined on codes. For the fold's rows and the history
+    store's alike."""
     kinds = frame["kind"].to_numpy() == "outbound" if len(frame) else np.zeros(0, dtype=bool)
-
-    def per_category(name: str, rule: Callable[[Any], bool]) -> np.ndarray:
-        return per_value(frame[name], rule)
-
     services = frame["service"].array
     order = list(_FIXED["role"].categories)
     roles = np.array([[order.index(classifier.role(kind, v)) for v in services.categories] + [0]
@@ -147,19 +144,19 @@ def derive(frame: pd.DataFrame, classifier: Classifier = DEFAULT_CLASSIFIER) -> 
     frame["role"] = pd.Categorical.from_codes(roles[kinds.astype(np.int8), services.codes], dtype=_FIXED["role"],
                                               validate=False)
     if classifier.hops:
-        inside = (per_category("service", classifier.internal_service) | per_category("peer_ip", classifier.internal_peer)
-                  | (kinds & per_category("relay", classifier.internal_relay)))
+        inside = (per_value(frame["service"], classifier.internal_service)
+                  | per_value(frame["peer_ip"], classifier.internal_peer)
+                  | (kinds & per_value(frame["relay"], classifier.internal_relay)))
     else:
         inside = np.zeros(len(frame), dtype=bool)
     frame["hop"] = pd.Categorical.from_codes(inside.astype(np.int8), dtype=_FIXED["hop"], validate=False)
-    if "peer_key" not in frame.columns:
-        names, addresses = frame["peer_name"].array, frame["peer_ip"].array
-        pairs = (names.codes.astype(np.int64) + 1) * (len(addresses.categories) + 1) + addresses.codes + 1
-        unique, first, inverse = np.unique(pairs, return_index=True, return_inverse=True)
-        keys = [peer_key(n if isinstance(n, str) else None, a if isinstance(a, str) else None) for n, a in zip(frame["peer_name"].iloc[first].astype(object),
-                                                             frame["peer_ip"].iloc[first].astype(object))]
-        frame["peer_key"] = np.array(keys, dtype=np.int64)[inverse.reshape(-1)] if len(frame) else \
-            np.zeros(0, dtype=np.int64)
+    if "peer_key" in names and "peer_key" not in frame.columns:
+        peers, addresses = frame["peer_name"].array, frame["peer_ip"].array
+        pairs = (peers.codes.astype(np.int64) + 1) * (len(addresses.categories) + 1) + addresses.codes + 1
+        _, first, inverse = np.unique(pairs, return_index=True, return_inverse=True)
+        keys = [peer_key(n if isinstance(n, str) else None, a if isinstance(a, str) else None)
+                for n, a in zip(frame["peer_name"].iloc[first].astype(object), frame["peer_ip"].iloc[first].astype(object))]
+        frame["peer_key"] = np.array(keys, dtype=np.int64)[inverse.reshape(-1)]
 
 
 def per_value(column: pd.Series, rule: Callable[[Any], bool]) -> np.ndarray:
