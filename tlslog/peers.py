@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .schema import PROTOCOLS, TRUSTS, Projection
-from .timestamps import format_wall
+from .timestamps import format_seconds
 
 __all__ = ["COLUMNS", "LISTS", "SORTS", "STATUSES", "aggregate", "build_peers", "event_times", "group_codes",
            "peer_rows", "registered_domain", "registered_domains"]
@@ -79,12 +79,6 @@ def event_times(frame: pd.DataFrame) -> np.ndarray:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _iso(seconds: float, offset: object) -> str | None:
-    if seconds != seconds:
-        return None
-    return format_wall(float(seconds), None if offset is None or offset != offset else int(offset))  # type: ignore[call-overload]
 
 
 def aggregate(rows: pd.DataFrame, codes: np.ndarray, groups: int) -> dict[str, np.ndarray]:
@@ -162,8 +156,8 @@ def peer_rows(rows: pd.DataFrame, keys: dict[str, pd.Series | np.ndarray], *, pl
             + sorted(p for p in protocols[code] if p not in PROTOCOLS),
             best_trust=TRUSTS[best[code]] if best[code] < len(TRUSTS) else None,
             ip_versions=sorted(versions[code]),
-            first_seen=_iso(agg["first_seen"][code], offset), last_seen=_iso(agg["last_seen"][code], offset),
-            status=str(agg["status"][code]), downgrade_at=_iso(agg["downgrade_at"][code], offset),
+            first_seen=format_seconds(agg["first_seen"][code], offset), last_seen=format_seconds(agg["last_seen"][code], offset),
+            status=str(agg["status"][code]), downgrade_at=format_seconds(agg["downgrade_at"][code], offset),
         )
         out.append(row)
     return out

@@ -39,9 +39,10 @@ import numpy as np
 import pandas as pd
 
 from .peers import aggregate, group_codes, registered_domains
+from .report import tls_level_codes
 from .table import per_value
 from .schema import Projection
-from .timestamps import format_wall
+from .timestamps import format_seconds
 
 __all__ = ["COLUMNS", "LEVELS", "build_policy", "is_dane", "policy_map", "policy_map_text"]
 
@@ -63,10 +64,6 @@ def is_dane(feature: object) -> bool:
     return not level.endswith("?") and level.rsplit(":", 1)[-1] == "dane"
 
 
-def _iso(seconds: float) -> str | None:
-    return None if seconds != seconds else format_wall(float(seconds), None)
-
-
 def _outbound(frame: pd.DataFrame, min_deliveries: int) -> list[dict]:
     rows = frame.loc[((frame["kind"] != "inbound") & (frame["hop"] == "external")).to_numpy()].reset_index(drop=True)
     if not len(rows):
@@ -81,11 +78,10 @@ def _outbound(frame: pd.DataFrame, min_deliveries: int) -> list[dict]:
     dane = per_value(rows["tls_feature"], is_dane)
     featured = np.bincount(codes[logged], minlength=groups)
     no_connection = np.bincount(codes[(rows["evidence"] == "no-connection").to_numpy()], minlength=groups)
-    levels = (pd.DataFrame({"g": codes[logged], "level": rows["tls_feature"].astype(object).to_numpy()[logged]})
-              .assign(level=lambda t: t["level"].str.split("/", n=1).str[0]).groupby(["g", "level"]).size())
-    tls_levels: dict[int, dict[str, int]] = {}
-    for (code, level), count in levels.items():
-        tls_levels.setdefault(int(code), {})[str(level)] = int(count)
+    level_codes, level_names = tls_level_codes(rows["tls_feature"])
+    per_level = np.bincount(codes[logged] * len(level_names) + level_codes[logged],
+                            minlength=groups * len(level_names)).reshape(groups, len(level_names))
+    tls_levels = {code: {level_names[i]: int(n) for i, n in enumerate(per_level[code]) if n} for code in range(groups)}
     danes = np.bincount(codes[dane], minlength=groups)
     relays = pd.DataFrame({"g": codes, "relay": rows["peer_name"].astype(object)}).dropna()
     top_relays = relays.groupby(["g", "relay"]).size().reset_index(name="n").sort_values(
@@ -124,7 +120,7 @@ def _outbound(frame: pd.DataFrame, min_deliveries: int) -> list[dict]:
             "dane": n_dane if featured[code] else None,
             "tls_levels": dict(sorted(tls_levels.get(code, {}).items(), key=lambda kv: (-kv[1], kv[0]))),
             "relays": top_relays.get(code, []),
-            "first_seen": _iso(agg["first_seen"][code]), "last_seen": _iso(agg["last_seen"][code]),
+            "first_seen": format_seconds(agg["first_seen"][code]), "last_seen": format_seconds(agg["last_seen"][code]),
             "status": status,
             "would_fail": would_fail, "name_unchecked": trusted,
             "strongest": strongest, "suggested": suggested, "reason": reason,
@@ -176,7 +172,7 @@ def _inbound(frame: pd.DataFrame, limit: int) -> dict:
             if limit:
                 grouped = grouped.head(limit)
             block["clients"] = [{"domain": r.domain or None, "sessions": int(r.sessions), "messages": int(r.messages),
-                                 "last_seen": _iso(r.last_seen)} for r in grouped.itertuples()]
+                                 "last_seen": format_seconds(r.last_seen)} for r in grouped.itertuples()]
         out[role] = block
     return out
 
@@ -187,7 +183,7 @@ def build_policy(frame: pd.DataFrame, *, min_deliveries: int = 10, limit: int = 
     when = frame["start"].dropna()
     outbound = _outbound(frame, min_deliveries)
     return {
-        "period": {"first": _iso(float(when.min())), "last": _iso(float(when.max()))} if len(when) else None,
+        "period": {"first": format_seconds(float(when.min())), "last": format_seconds(float(when.max()))} if len(when) else None,
         "min_deliveries": min_deliveries,
         "outbound": outbound[:limit] if limit else outbound,
         "inbound": _inbound(frame, limit),

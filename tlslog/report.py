@@ -26,11 +26,11 @@ from .errors import DamagedInput, InputError, NoEntries
 from .peers import aggregate
 from .schema import PROTOCOLS, TRUSTS, Projection
 from .strength import LEGACY_PROTOCOLS, REASONS, weaknesses
-from .timestamps import format_wall
+from .timestamps import format_seconds, format_wall
 
 __all__ = ["COLUMNS", "build_report", "direction_summary", "failures", "input_summary", "parse_fail_under", "period",
            "peer_table",
-           "plaintext_peers", "shortfalls", "tls_levels", "unverified_destinations", "weak_counts",
+           "plaintext_peers", "shortfalls", "tls_level_codes", "tls_levels", "unverified_destinations", "weak_counts",
            "weak_peers"]
 
 #: What these functions read of the session table (the engine returns only this): names and
@@ -163,13 +163,20 @@ def tls_levels(frame: pd.DataFrame, mask: np.ndarray) -> dict[str, int]:
     for logs of older Postfix."""
     if "tls_feature" not in frame.columns:
         return {}
-    column = frame["tls_feature"].array
-    levels = [str(v).split("/", 1)[0] for v in column.categories]
-    counts: Counter = Counter()
-    codes = column.codes[mask]
-    for code, n in zip(*np.unique(codes[codes >= 0], return_counts=True)):
-        counts[levels[code]] += int(n)
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    codes, levels = tls_level_codes(frame["tls_feature"])
+    picked = codes[mask]
+    counts = np.bincount(picked[picked >= 0], minlength=len(levels))
+    return dict(sorted(((levels[i], int(n)) for i, n in enumerate(counts) if n), key=lambda kv: (-kv[1], kv[0])))
+
+
+def tls_level_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's ``tls=`` level (the text before ``/``) as an index into the distinct levels
+    (sorted), -1 where none was logged: the text is split once per category, not per row."""
+    values = column.array if isinstance(column.dtype, pd.CategoricalDtype) else pd.Categorical(column.astype(object))
+    split = [str(v).split("/", 1)[0] for v in values.categories]
+    levels = sorted(set(split))
+    index = np.array([levels.index(level) for level in split] + [-1], dtype=np.int64)
+    return index[values.codes], levels  # code -1 (not logged) picks the appended -1
 
 
 def weak_counts(frame: pd.DataFrame, tls: np.ndarray, weak: np.ndarray) -> dict:
@@ -202,10 +209,6 @@ def _peer_groups(rows: pd.DataFrame, column: str) -> tuple[np.ndarray, dict[str,
 def _texts(column: pd.Series, positions: np.ndarray) -> np.ndarray:
     """The values at ``positions`` as text ('' for missing), for sorting and output."""
     return column.iloc[positions].astype(object).fillna("").to_numpy()
-
-
-def _stamp(seconds: float) -> str | None:
-    return None if seconds != seconds else format_wall(float(seconds), None)
 
 
 #: What `plaintext_peers` reads of the rows of the peers it lists.
@@ -252,8 +255,8 @@ def plaintext_peers(frame: pd.DataFrame, mask: np.ndarray, limit: int = 10, *,
     for i in down[np.lexsort([*(t[down] for t in reversed(texts)), when])][:limit]:
         code = groups[i]
         downgrades.append({**who(i), "tls": int(agg["tls"][code]), "plaintext": int(plain[i]), "total": int(total[i]),
-                           "first_tls": _stamp(agg["first_tls"][code]), "downgrade_at": _stamp(agg["downgrade_at"][code]),
-                           "last_seen": _stamp(agg["last_seen"][code])})
+                           "first_tls": format_seconds(agg["first_tls"][code]), "downgrade_at": format_seconds(agg["downgrade_at"][code]),
+                           "last_seen": format_seconds(agg["last_seen"][code])})
     return listed, downgrades
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "MONTHS",
     "YearClock",
     "classic_month",
+    "format_seconds",
     "format_wall",
     "parse_iso",
     "start_year",
@@ -155,6 +156,14 @@ def parse_iso(stamp: str) -> tuple[float, int | None] | None:
 def _offset_minutes(sign: str, hours: str, minutes: str) -> int:
     value = int(hours) * 60 + int(minutes)
     return -value if sign == "-" else value
+
+
+def format_seconds(seconds: float, offset: object = None) -> str | None:
+    """`format_wall` of a number from a table column: None when it is missing (NaN), as is an
+    offset that is missing."""
+    if seconds != seconds:
+        return None
+    return format_wall(float(seconds), None if offset is None or offset != offset else int(offset))  # type: ignore[call-overload]
 
 
 def format_wall(wall: float | None, offset: int | None) -> str | None:
