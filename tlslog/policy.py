@@ -85,7 +85,7 @@ def _outbound(frame: pd.DataFrame, min_deliveries: int) -> list[dict]:
     danes = np.bincount(codes[dane], minlength=groups)
     relays = pd.DataFrame({"g": codes, "relay": rows["peer_name"].astype(object)}).dropna()
     top_relays = relays.groupby(["g", "relay"]).size().reset_index(name="n").sort_values(
-        ["g", "n", "relay"], ascending=[True, False, True]).groupby("g")["relay"].apply(lambda s: list(s)[:3])
+        ["g", "n", "relay"], ascending=[True, False, True]).groupby("g").head(3).groupby("g")["relay"].agg(list)
     out = []
     for code in range(groups):
         domain = labels["domain"][code]
@@ -153,19 +153,19 @@ def _inbound(frame: pd.DataFrame, limit: int) -> dict:
     external = (frame["hop"] == "external").to_numpy() & (frame["kind"] == "inbound").to_numpy()
     out = {}
     for role in ("mx", "submission"):
-        rows = frame.loc[external & (frame["role"] == role).to_numpy()].reset_index(drop=True)
-        refused = rows["encryption"].isin(["plaintext", "tls-failed"]).to_numpy()
-        sessions = int(len(rows))
-        messages = rows["messages"].to_numpy(dtype=np.int64)
-        block: dict = {"sessions": sessions, "messages": int(messages.sum()), "refused_sessions": int(refused.sum()),
-                       "refused_messages": int(messages[refused].sum()), "clients": []}
+        rows = np.flatnonzero(external & (frame["role"] == role).to_numpy())  # positions, not a copy
+        refused = frame["encryption"].iloc[rows].isin(["plaintext", "tls-failed"]).to_numpy()
+        messages = frame["messages"].iloc[rows].to_numpy(dtype=np.int64)
+        block: dict = {"sessions": int(len(rows)), "messages": int(messages.sum()),
+                       "refused_sessions": int(refused.sum()), "refused_messages": int(messages[refused].sum()),
+                       "clients": []}
         if refused.any():
-            hit = rows.loc[refused].reset_index(drop=True)
-            domains = registered_domains(hit["peer_name"])
+            hit = rows[refused]
+            domains = registered_domains(frame["peer_name"].iloc[hit].reset_index(drop=True))
             keys = pd.Series(domains, dtype=object).fillna("")
-            table = pd.DataFrame({"domain": keys, "messages": hit["messages"].to_numpy(dtype=np.int64),
-                                  "when": np.where(np.isnan(hit["end"].to_numpy(dtype=float)),
-                                                   hit["start"].to_numpy(dtype=float), hit["end"].to_numpy(dtype=float))})
+            end = frame["end"].iloc[hit].to_numpy(dtype=float)
+            table = pd.DataFrame({"domain": keys, "messages": messages[refused],
+                                  "when": np.where(np.isnan(end), frame["start"].iloc[hit].to_numpy(dtype=float), end)})
             grouped = table.groupby("domain").agg(sessions=("messages", "size"), messages=("messages", "sum"),
                                                  last_seen=("when", "max")).reset_index()
             grouped = grouped.sort_values(["sessions", "domain"], ascending=[False, True])
