@@ -108,7 +108,7 @@ def _from_deliveries(frame: pd.DataFrame) -> tuple[dict[tuple[int, str], dict], 
                                                               ("host", "service", "pid", "relay")]
                                                              + [rows["start"].fillna(-1.0)]))[0],
         "kind": kinds,
-        "reason": np.where([isinstance(r, str) for r in reasons], reasons, None),
+        "reason": np.where(rows["failure_reason"].notna().to_numpy(), reasons, None),
         "mx_name": rows["peer_name"].astype(object).to_numpy(), "mx_addr": rows["peer_ip"].astype(object).to_numpy(),
         "dane": per_value(rows["tls_feature"], is_dane),
     })
