@@ -118,10 +118,11 @@ def compatibility(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def _logical_lines(text: str, kind: str, config: Config) -> list[tuple[int, str]]:
-    """(first line number, joined text) of each logical line; unmatched lines go to ``unread``."""
+def _logical_lines(text: str, kind: str, config: Config) -> list[tuple[int, str, dict | None]]:
+    """(first line number, joined text, fields) of each logical line; the fields of its first
+    line's match, None once continuation lines were joined to it; unmatched lines go to ``unread``."""
     rules = _rules(kind)
-    out: list[tuple[int, str]] = []
+    out: list[tuple[int, str, dict | None]] = []
     for number, line in enumerate(text.splitlines(), 1):
         found = rules.parse(line)
         if found is None:
@@ -132,19 +133,20 @@ def _logical_lines(text: str, kind: str, config: Config) -> list[tuple[int, str]
             continue
         if shape == "continuation":
             if out:
-                out[-1] = (out[-1][0], f"{out[-1][1]} {fields['text'].strip()}")
+                out[-1] = (out[-1][0], f"{out[-1][1]} {fields['text'].strip()}", None)
             else:
                 config.unread.append((number, line))
             continue
-        out.append((number, line))
+        out.append((number, line, fields))
     return out
 
 
 def _entries(text: str, kind: str, entry: str, config: Config) -> Iterator[dict]:
-    """The fields of each logical line that the rule ``entry`` reads; the others go to ``unread``."""
+    """The fields of each logical line that the rule ``entry`` reads (parsed again only when
+    continuation lines were joined to it); the others go to ``unread``."""
     rule = _rules(entry)
-    for number, line in _logical_lines(text, kind, config):
-        found = rule.parse(line)
+    for number, line, fields in _logical_lines(text, kind, config):
+        found = (entry, fields) if fields is not None else rule.parse(line)
         if found is None:
             config.unread.append((number, line))
         else:

@@ -186,7 +186,7 @@ def prune_peers(frame: pd.DataFrame, projection: schema.Projection) -> None:
             bits_code = np.clip(np.nan_to_num(bits, nan=-1), -1, 1 << 20).astype(np.int64) + 1
             combos = ((protocol.codes[tls].astype(np.int64) + 1) * (len(cipher.categories) + 1)
                       + cipher.codes[tls] + 1) * ((1 << 20) + 2) + bits_code  # one number per combination
-            unique, first, inverse = np.unique(combos, return_index=True, return_inverse=True)
+            _, first, inverse = np.unique(combos, return_index=True, return_inverse=True)
             weak = strength.Weakness()
             rows = tls[first]
             flags = np.array([bool(weak(_none(p), _none(c), _none(b))) for p, c, b in zip(
